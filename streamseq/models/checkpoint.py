@@ -1,0 +1,104 @@
+"""One checkpoint format for every model: a single file that rebuilds the model alone.
+
+The file (``torch.save`` of plain types and tensors, loaded with ``weights_only=True``) holds:
+``format``, ``format_version``, ``streamseq_version``, ``model`` (kind + :class:`ModelConfig`),
+``features`` (:class:`FeatureConfig`), ``task`` and ``labels``, ``state_dict`` (weights and the
+normalisation statistics) and free-form ``metadata`` (training command, metrics).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from streamseq.features.config import FeatureConfig
+from streamseq.models.config import ModelConfig
+from streamseq.models.gru import FrameModel, build_model
+from streamseq.version import __version__
+
+FORMAT = "streamseq-checkpoint"
+FORMAT_VERSION = 1
+PRETRAINED = ("vad-uni", "vad-bi")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, damaged, foreign or from an incompatible version."""
+
+
+def save_checkpoint(model: FrameModel, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+    """Write ``model`` (config, features, normalisation, task, weights) to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "streamseq_version": __version__,
+        "model": model.config.to_dict(),
+        "features": model.feature_config.to_dict(),
+        "task": model.task,
+        "labels": list(model.labels),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metadata": dict(metadata if metadata is not None else model.metadata),
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def pretrained_path(name: str) -> Path:
+    """Path of a model shipped inside the package (``vad-uni``, ``vad-bi``)."""
+    return Path(str(resources.files("streamseq") / "pretrained" / f"{name}.pt"))
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        hint = f"; shipped models: {', '.join(PRETRAINED)}" if not path.suffix else ""
+        raise CheckpointError(f"checkpoint {path} does not exist{hint}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read (truncated or not a torch file): {exc}"
+        ) from exc
+    except Exception as exc:  # pickle errors for foreign objects
+        raise CheckpointError(f"checkpoint {path} holds objects streamseq does not load: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not a streamseq checkpoint (expected format {FORMAT!r}); "
+            "train one with `streamseq train` or pass a shipped model name"
+        )
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {payload.get('format_version')} "
+            f"(written by streamseq {payload.get('streamseq_version')}); this streamseq "
+            f"{__version__} reads version {FORMAT_VERSION}. Retrain or use a matching streamseq."
+        )
+    return payload
+
+
+def load_model(name_or_path: str | os.PathLike) -> FrameModel:
+    """Load a shipped model by name (``"vad-uni"``, ``"vad-bi"``) or a checkpoint file.
+
+    The model comes back in eval mode with ``.config``, ``.feature_config``, ``.task``,
+    ``.labels`` and ``.metadata`` set.
+
+    Raises:
+        CheckpointError: missing, truncated, foreign or version-incompatible file (names it).
+    """
+    name = str(name_or_path)
+    path = pretrained_path(name) if name in PRETRAINED else Path(name)
+    payload = _read(path)
+    try:
+        model = build_model(ModelConfig(**payload["model"]), FeatureConfig(**payload["features"]))
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint {path} is inconsistent: {exc}") from exc
+    model.task = payload["task"]
+    model.labels = list(payload["labels"])
+    model.metadata = dict(payload["metadata"])
+    return model.eval()

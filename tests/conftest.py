@@ -1,0 +1,48 @@
+"""Shared fixtures: small real models with realistic normalisation, and test signals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from streamseq.features import FeatureConfig, compute_features
+from streamseq.models import ModelConfig, build_model
+
+
+def chunk(signal: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    """Split ``signal`` by cycling through ``sizes`` (the last chunk may be shorter)."""
+    parts, i, j = [], 0, 0
+    while i < len(signal):
+        parts.append(signal[i : i + sizes[j % len(sizes)]])
+        i += sizes[j % len(sizes)]
+        j += 1
+    return parts
+
+
+def noisy_tone(seconds: float, rate: int = 16000, seed: int = 0, channels: int = 0) -> np.ndarray:
+    """A tone burst in noise: some structure for the features to follow."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.05 * rng.standard_normal(t.size) + 0.3 * np.sin(2 * np.pi * 440 * t) * (np.sin(2 * np.pi * 2 * t) > 0)
+    x = x.astype(np.float32)
+    return np.stack([x, 0.5 * x], axis=1) if channels else x
+
+
+def make_model(kind: str = "uni", delay: int = 0, seed: int = 0, hidden: int = 16, outputs: int = 1):
+    """A small randomly initialised model whose normalisation comes from real features."""
+    torch.manual_seed(seed)
+    model = build_model(ModelConfig(kind=kind, hidden_size=hidden, output_delay=delay, n_outputs=outputs), FeatureConfig())
+    feats = compute_features(noisy_tone(1.0, seed=seed + 1))
+    model.set_normalization(feats.mean(0), feats.std(0))
+    return model.eval()
+
+
+@pytest.fixture
+def uni_model():
+    return make_model("uni")
+
+
+@pytest.fixture
+def bi_model():
+    return make_model("bi")
