@@ -10,8 +10,9 @@ Rules (frame i covers [i * frame_shift_s, (i + 1) * frame_shift_s)):
   * a segment whose extent (onset frame .. last frame >= offset) is shorter than min_speech_s
     is discarded;
   * a segment longer than max_segment_s is cut at its lowest-probability frame among those
-    that leave the first piece between half and all of max_segment_s long (earliest frame on
-    ties); that frame starts the next piece, which inherits the confirmed status;
+    that leave the first piece between half and all of max_segment_s long (the latest such
+    frame on ties); that frame starts the next piece, which is kept whatever its length. The
+    cut is decided as soon as the extent exceeds max_segment_s, and repeats if needed;
   * pad_s is then added at both ends of each segment (clipped at 0 and at the end of the
     stream) but not at cut points, so pieces of one cut segment stay adjacent. The config
     requires 2 * pad_s <= min_silence_s, so padded segments never overlap.
@@ -204,7 +205,7 @@ class Segmenter:
         lo = st.open_start + math.ceil(cfg.max_segment_frames / 2) - st.padded_start
         hi = st.open_start + cfg.max_segment_frames - st.padded_start
         window = st.probs[lo : hi + 1]
-        cut = lo + min(range(len(window)), key=window.__getitem__)
+        cut = lo + min(reversed(range(len(window))), key=window.__getitem__)  # latest on ties
         events.append(self._event("end", st.padded_start + cut, self._segment(cut)))
         st.probs = st.probs[cut:]
         st.padded_start = st.open_start = st.padded_start + cut

@@ -1,0 +1,53 @@
+"""``streamseq train``: build (or reuse) the synthetic corpus, then train one model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from dataclasses import fields
+from pathlib import Path
+
+from streamseq.training.config import TrainConfig
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a uni or bi model on the synthetic corpus",
+                       description="Train a model with the shared training core. Flags override --config.")
+    p.add_argument("--config", type=Path, help="JSON file of TrainConfig fields")
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        p.add_argument(flag, type=type(getattr(defaults, f.name)), default=None,
+                       help=f"(default: {getattr(defaults, f.name)})")
+    p.add_argument("--out", type=Path, required=True, help="run directory (best.pt, last.pt, resume state)")
+    p.add_argument("--cache", type=Path, default=None, help="corpus cache directory (default: $STREAMSEQ_CACHE or ~/.cache/streamseq)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if OUT holds a resumable run")
+    p.add_argument("--install-as", type=Path, default=None, help="copy best.pt here when done (e.g. streamseq/pretrained/vad-uni.pt)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from streamseq.data.corpus import DEFAULT_CACHE, build_corpus
+    from streamseq.data.dataset import FeatureSet
+    from streamseq.features import FeatureConfig
+    from streamseq.tasks import get_task
+    from streamseq.training.trainer import Trainer
+
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    cfg = TrainConfig.from_json(args.config, **overrides) if args.config else TrainConfig(
+        **{k: v for k, v in overrides.items() if v is not None})
+    corpus = build_corpus(args.cache or DEFAULT_CACHE, train_hours=cfg.train_hours, valid_hours=cfg.valid_hours,
+                          seed=cfg.data_seed, jobs=cfg.threads, progress=not args.quiet)
+    feats = FeatureConfig(n_mels=cfg.n_mels)
+    train, valid = FeatureSet(corpus / "train", feats, not args.quiet), FeatureSet(corpus / "valid", feats, not args.quiet)
+    print(f"corpus {corpus}: {len(train)} train clips, {len(valid)} valid clips")
+    trainer = Trainer(cfg, get_task(cfg.task), args.out, progress=not args.quiet)
+    best = trainer.fit(train, valid, resume=not args.no_resume)
+    print(json.dumps({"best": best, "out": str(args.out)}, indent=1))
+    if args.install_as:
+        args.install_as.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.out / "best.pt", args.install_as)
+        print(f"installed {args.out / 'best.pt'} -> {args.install_as}")
+    return 0

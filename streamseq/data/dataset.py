@@ -1,0 +1,94 @@
+"""Feature datasets over a corpus split: log-mel frames + frame targets, computed once, cached.
+
+A split directory holds ``manifest.jsonl`` (one clip per line: ``file``, ``labels`` (a ``.npy``
+of per-frame targets), ``duration``, ``meta``) next to the audio. Features come from the same
+frontend that serves streaming (:func:`streamseq.features.compute_features`).
+Dimension legend: B batch, T frames, F features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from tqdm import tqdm
+
+from streamseq.features import FeatureConfig, compute_features
+
+
+def read_manifest(split_dir: Path) -> list[dict]:
+    path = Path(split_dir) / "manifest.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: build the corpus first (streamseq train builds it)")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class FeatureSet(torch.utils.data.Dataset):
+    """Items are ``(frames (T, F), targets (T,), meta)`` for each clip of a split."""
+
+    def __init__(self, split_dir: str | os.PathLike, cfg: FeatureConfig = FeatureConfig(), progress: bool = True):
+        self.split_dir = Path(split_dir)
+        self.cfg = cfg
+        self.manifest = read_manifest(self.split_dir)
+        key = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+        cache = self.split_dir / f"features-{key}.pt"
+        if cache.is_file():
+            blob = torch.load(cache, weights_only=True)
+        else:
+            blob = self._extract(progress)
+            torch.save(blob, cache.with_suffix(".tmp"))
+            os.replace(cache.with_suffix(".tmp"), cache)
+        self.frames = torch.split(blob["frames"], blob["lengths"].tolist())
+        self.targets = torch.split(blob["targets"], blob["lengths"].tolist())
+
+    def _extract(self, progress: bool) -> dict:
+        frames, targets = [], []
+        for item in tqdm(self.manifest, desc=f"features {self.split_dir.name}", disable=not progress, leave=False):
+            audio, rate = sf.read(self.split_dir / item["file"], dtype="float32", always_2d=False)
+            feats = compute_features(audio, rate, self.cfg)
+            labels = torch.from_numpy(np.load(self.split_dir / item["labels"]).astype(np.float32))
+            if labels.shape[0] != feats.shape[0]:
+                raise ValueError(
+                    f"{item['file']}: {labels.shape[0]} label frames but {feats.shape[0]} feature frames"
+                )
+            frames.append(feats)
+            targets.append(labels)
+        return {"frames": torch.cat(frames), "targets": torch.cat(targets),
+                "lengths": torch.tensor([f.shape[0] for f in frames])}
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        return self.frames[i], self.targets[i], self.manifest[i].get("meta", {})
+
+    def feature_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global mean and std ``(F,)`` over every frame of the split."""
+        allf = torch.cat(self.frames)
+        return allf.mean(0), allf.std(0)
+
+
+def collate(batch: list[tuple[torch.Tensor, torch.Tensor, dict]], max_frames: int | None = None,
+            generator: torch.Generator | None = None) -> dict:
+    """Pad a list of items to ``frames (B, T, F)``, ``targets (B, T)``, ``lengths (B,)``.
+
+    With ``max_frames``, longer items are cropped at a random offset (drawn from ``generator``).
+    """
+    frames, targets = [], []
+    for f, t, _ in batch:
+        if max_frames is not None and f.shape[0] > max_frames:
+            start = int(torch.randint(0, f.shape[0] - max_frames + 1, (1,), generator=generator))
+            f, t = f[start : start + max_frames], t[start : start + max_frames]
+        frames.append(f)
+        targets.append(t)
+    return {
+        "frames": torch.nn.utils.rnn.pad_sequence(frames, batch_first=True),
+        "targets": torch.nn.utils.rnn.pad_sequence(targets, batch_first=True),
+        "lengths": torch.tensor([f.shape[0] for f in frames]),
+        "meta": [m for _, _, m in batch],
+    }

@@ -1,0 +1,54 @@
+"""Training configuration: one dataclass, from flags or a JSON file, saved with each checkpoint."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained model (with the corpus seed, the data too)."""
+
+    task: str = "vad"
+    kind: str = "uni"  # "uni" | "bi"
+    hidden_size: int = 64
+    num_layers: int = 2
+    output_delay: int = 0  # frames of lookahead (uni only)
+    n_mels: int = 40
+    epochs: int = 12
+    max_steps: int = 0  # stop after this many optimiser steps in total (0: no cap)
+    batch_size: int = 16
+    max_frames: int = 1000  # training crops, in frames (10 s)
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    clip_norm: float = 1.0  # global gradient-norm bound; 0 disables clipping
+    warmup_steps: int = 100
+    seed: int = 0
+    threads: int = 2
+    train_hours: float = 2.0
+    valid_hours: float = 0.3
+    data_seed: int = 1234
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("uni", "bi"):
+            raise ValueError(f"kind must be 'uni' or 'bi'; received {self.kind!r}")
+        if self.kind == "bi" and self.output_delay:
+            raise ValueError("output_delay is for uni models only")
+        if self.clip_norm < 0 or self.lr <= 0 or self.batch_size < 1 or self.epochs < 1:
+            raise ValueError(f"invalid training settings: {self}")
+
+    @classmethod
+    def from_json(cls, path: str | Path, **overrides) -> "TrainConfig":
+        """Read a JSON object of field values; unknown keys are an error naming them."""
+        data = json.loads(Path(path).read_text())
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown training settings {unknown}; known: {sorted(known)}")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
