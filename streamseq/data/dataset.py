@@ -77,8 +77,12 @@ def collate(batch: list[tuple[torch.Tensor, torch.Tensor, dict]], max_frames: in
             generator: torch.Generator | None = None) -> dict:
     """Pad a list of items to ``frames (B, T, F)``, ``targets (B, T)``, ``lengths (B,)``.
 
-    With ``max_frames``, longer items are cropped at a random offset (drawn from ``generator``).
+    With ``max_frames`` (training), every item is cropped at a random offset (drawn from
+    ``generator``) to ``min(max_frames, shortest item)`` frames: equal lengths keep the GRU on
+    its fast unpadded path.
     """
+    if max_frames is not None:
+        max_frames = min(max_frames, min(f.shape[0] for f, _, _ in batch))
     frames, targets = [], []
     for f, t, _ in batch:
         if max_frames is not None and f.shape[0] > max_frames:

@@ -1,0 +1,55 @@
+"""``streamseq eval``: ROC-AUC and F1 per SNR band on the held-out validation set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="compare VAD models and peers on a labelled set",
+                       description="Score models and baselines on the held-out validation split "
+                                   "(or --data DIR with a manifest.jsonl) and print Markdown tables.")
+    p.add_argument("--models", nargs="+", default=["vad-uni", "vad-bi"], help="model names or checkpoints (default: %(default)s)")
+    p.add_argument("--no-peers", action="store_true", help="skip energy, WebRTC and Silero baselines")
+    p.add_argument("--data", type=Path, help="split directory with manifest.jsonl (default: the validation split)")
+    p.add_argument("--cache", type=Path, help="corpus cache directory")
+    p.add_argument("--by", nargs="*", default=["speech_source", "background"], help="extra per-group F1 tables")
+    p.add_argument("--markdown", type=Path, help="also write the tables here")
+    p.add_argument("--json", type=Path, help="also write all metrics here")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from streamseq import load_model
+    from streamseq.tasks.vad.baselines import available_scorers
+    from streamseq.tasks.vad.evaluate import evaluate_scorers, group_table, load_split, markdown_tables, model_scorer
+
+    if args.data is None:
+        from streamseq.data.corpus import DEFAULT_CACHE, build_corpus
+        from streamseq.training.config import TrainConfig
+
+        cfg = TrainConfig()
+        args.data = build_corpus(args.cache or DEFAULT_CACHE, train_hours=cfg.train_hours,
+                                 valid_hours=cfg.valid_hours, seed=cfg.data_seed) / "valid"
+    clips = load_split(args.data)
+    scorers = {Path(m).stem if m.endswith(".pt") else m: model_scorer(load_model(m)) for m in args.models}
+    if not args.no_peers:
+        peers = available_scorers()
+        missing = {"webrtc", "silero"} - set(peers)
+        if missing:
+            print(f"[note] peers not installed: {', '.join(sorted(missing))} (pip install 'streamseq[peers]')", file=sys.stderr)
+        scorers.update(peers)
+    hours = sum(a.size for a, _, _ in clips) / 16000 / 3600
+    results = evaluate_scorers(clips, scorers)
+    text = f"{len(clips)} clips, {hours:.2f} h from {args.data}\n\n" + markdown_tables(results)
+    for key in args.by:
+        text += f"\n**F1 by {key}**\n\n" + group_table(results, key)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text)
+    if args.json:
+        args.json.write_text(json.dumps({n: {f"{k}={v}": m for (k, v), m in g.items()} for n, g in results.items()}, indent=1))
+    return 0

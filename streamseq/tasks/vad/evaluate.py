@@ -1,0 +1,91 @@
+"""Evaluate VAD scorers on a labelled split: ROC-AUC and F1 per SNR band, source and background.
+
+Dimension legend: T frames (10 ms). A record is ``(scores (T,), labels (T,), meta)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from streamseq.features import compute_features
+from streamseq.models import FrameModel
+from streamseq.tasks.vad.metrics import grouped_metrics
+
+SNR_BANDS = ["clean", "20..30", "10..20", "0..10", "-5..0"]
+
+
+def model_scorer(model: FrameModel) -> Callable[[np.ndarray], np.ndarray]:
+    """Offline scores of a streamseq model (identical to its streaming outputs)."""
+
+    @torch.inference_mode()
+    def score(audio: np.ndarray) -> np.ndarray:
+        feats = compute_features(audio, 16000, model.feature_config)
+        return model.activate(model(feats[None]))[0, :, 0].numpy()
+
+    return score
+
+
+def load_split(split_dir: Path) -> list[tuple[np.ndarray, np.ndarray, dict]]:
+    """``(audio (N,) at 16 kHz, labels (T,), meta)`` for every clip of a corpus split."""
+    from streamseq.data.dataset import read_manifest
+
+    items = []
+    for item in read_manifest(split_dir):
+        audio, rate = sf.read(split_dir / item["file"], dtype="float32")
+        if rate != 16000:
+            raise ValueError(f"{split_dir / item['file']}: expected 16 kHz corpus audio, found {rate} Hz")
+        items.append((audio, np.load(split_dir / item["labels"]), item.get("meta", {})))
+    return items
+
+
+def evaluate_scorers(
+    clips: Sequence[tuple[np.ndarray, np.ndarray, dict]],
+    scorers: dict[str, Callable[[np.ndarray], np.ndarray]],
+    group_keys: Sequence[str] = ("snr_band", "speech_source", "background"),
+    threshold: float = 0.5,
+) -> dict[str, dict]:
+    """Per scorer: grouped metrics plus ``nonspeech_fa`` (speech calls on speech-free clips)."""
+    results = {}
+    for name, scorer in scorers.items():
+        records = [(scorer(audio), labels, meta) for audio, labels, meta in clips]
+        groups = grouped_metrics(records, group_keys, threshold)
+        quiet = [s for s, y, m in records if not np.any(y)]
+        groups[("nonspeech", "fa")] = {
+            "rate": float(np.mean(np.concatenate(quiet) >= threshold)) if quiet else float("nan")}
+        results[name] = groups
+    return results
+
+
+def markdown_tables(results: dict[str, dict]) -> str:
+    """ROC-AUC and F1 per SNR band, then miss / false-alarm rates, as Markdown tables."""
+    names = list(results)
+    bands = [b for b in SNR_BANDS if any(("snr_band", b) in results[n] for n in names)]
+    lines = []
+    for metric, title in (("roc_auc", "ROC-AUC"), ("f1", "F1 (threshold 0.5)")):
+        lines += [f"**{title}**", "", "| model | overall | " + " | ".join(f"SNR {b}" for b in bands) + " |",
+                  "|---|---:|" + "---:|" * len(bands)]
+        for n in names:
+            cells = [results[n][("overall", "all")][metric]] + [results[n].get(("snr_band", b), {}).get(metric, np.nan) for b in bands]
+            lines.append(f"| {n} | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
+        lines.append("")
+    lines += ["**Error rates**", "", "| model | miss | false alarm | speech calls on music/noise-only clips |",
+              "|---|---:|---:|---:|"]
+    for n in names:
+        o = results[n][("overall", "all")]
+        lines.append(f"| {n} | {o['miss_rate']:.2%} | {o['false_alarm_rate']:.2%} | {results[n][('nonspeech', 'fa')]['rate']:.2%} |")
+    return "\n".join(lines) + "\n"
+
+
+def group_table(results: dict[str, dict], key: str, metric: str = "f1") -> str:
+    """One Markdown table of ``metric`` per value of ``key`` (e.g. speech_source)."""
+    names = list(results)
+    values = sorted({g[1] for n in names for g in results[n] if g[0] == key}, key=str)
+    lines = [f"| model | " + " | ".join(f"{key}={v}" for v in values) + " |", "|---|" + "---:|" * len(values)]
+    for n in names:
+        lines.append(f"| {n} | " + " | ".join(f"{results[n].get((key, v), {}).get(metric, np.nan):.4f}" for v in values) + " |")
+    return "\n".join(lines) + "\n"
