@@ -18,14 +18,8 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
+from streamseq.data.corpus import load_manifest
 from streamseq.features import FeatureConfig, compute_features
-
-
-def read_manifest(split_dir: Path) -> list[dict]:
-    path = Path(split_dir) / "manifest.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: build the corpus first (streamseq train builds it)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 class FeatureSet(torch.utils.data.Dataset):
@@ -34,7 +28,7 @@ class FeatureSet(torch.utils.data.Dataset):
     def __init__(self, split_dir: str | os.PathLike, cfg: FeatureConfig = FeatureConfig(), progress: bool = True):
         self.split_dir = Path(split_dir)
         self.cfg = cfg
-        self.manifest = read_manifest(self.split_dir)
+        self.manifest = load_manifest(self.split_dir)
         key = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
         cache = self.split_dir / f"features-{key}.pt"
         if cache.is_file():

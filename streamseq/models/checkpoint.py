@@ -22,7 +22,6 @@ from streamseq.version import __version__
 
 FORMAT = "streamseq-checkpoint"
 FORMAT_VERSION = 1
-PRETRAINED = ("vad-uni", "vad-bi")
 
 
 class CheckpointError(ValueError):
@@ -50,14 +49,23 @@ def save_checkpoint(model: FrameModel, path: str | os.PathLike, metadata: dict |
     return path
 
 
+def _pretrained_dir() -> Path:
+    return Path(str(resources.files("streamseq") / "pretrained"))
+
+
+def pretrained_names() -> list[str]:
+    """Names of the models shipped inside the package (``vad-uni``, ``vad-bi``, ...)."""
+    return sorted(p.stem for p in _pretrained_dir().glob("*.pt"))
+
+
 def pretrained_path(name: str) -> Path:
-    """Path of a model shipped inside the package (``vad-uni``, ``vad-bi``)."""
-    return Path(str(resources.files("streamseq") / "pretrained" / f"{name}.pt"))
+    """Path of a model shipped inside the package."""
+    return _pretrained_dir() / f"{name}.pt"
 
 
 def _read(path: Path) -> dict:
     if not path.is_file():
-        hint = f"; shipped models: {', '.join(PRETRAINED)}" if not path.suffix else ""
+        hint = f"; shipped models: {', '.join(pretrained_names()) or 'none built yet (make models)'}"
         raise CheckpointError(f"checkpoint {path} does not exist{hint}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -91,7 +99,9 @@ def load_model(name_or_path: str | os.PathLike) -> FrameModel:
         CheckpointError: missing, truncated, foreign or version-incompatible file (names it).
     """
     name = str(name_or_path)
-    path = pretrained_path(name) if name in PRETRAINED else Path(name)
+    path = Path(name)
+    if not path.suffix and pretrained_path(name).is_file():
+        path = pretrained_path(name)
     payload = _read(path)
     try:
         model = build_model(ModelConfig(**payload["model"]), FeatureConfig(**payload["features"]))

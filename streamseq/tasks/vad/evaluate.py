@@ -32,10 +32,10 @@ def model_scorer(model: FrameModel) -> Callable[[np.ndarray], np.ndarray]:
 
 def load_split(split_dir: Path) -> list[tuple[np.ndarray, np.ndarray, dict]]:
     """``(audio (N,) at 16 kHz, labels (T,), meta)`` for every clip of a corpus split."""
-    from streamseq.data.dataset import read_manifest
+    from streamseq.data.corpus import load_manifest
 
     items = []
-    for item in read_manifest(split_dir):
+    for item in load_manifest(split_dir):
         audio, rate = sf.read(split_dir / item["file"], dtype="float32")
         if rate != 16000:
             raise ValueError(f"{split_dir / item['file']}: expected 16 kHz corpus audio, found {rate} Hz")

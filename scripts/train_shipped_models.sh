@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Reproduce every model shipped in streamseq/pretrained/ (fixed seeds; same data and budget).
+# The corpus is synthesised by streamseq.data on first use and cached in $STREAMSEQ_CACHE
+# (default ~/.cache/streamseq). Usage: scripts/train_shipped_models.sh [NAME...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ST=.venv/bin/streamseq
+COMMON=(--epochs 10 --seed 0 --data-seed 1234 --train-hours 2 --valid-hours 0.3 --hidden-size 64 --num-layers 2 --quiet)
+train() {  # name, extra flags...
+  local name=$1; shift
+  echo "== $name"
+  "$ST" train "${COMMON[@]}" "$@" --out "runs/$name" --install-as "streamseq/pretrained/$name.pt"
+}
+names=("${@:-vad-uni vad-bi vad-uni-d5 vad-uni-d10 vad-uni-d20 vad-uni-d50}")
+for name in ${names[*]}; do
+  case "$name" in
+    vad-uni) train vad-uni --kind uni ;;
+    vad-bi) train vad-bi --kind bi ;;
+    vad-uni-d*) train "$name" --kind uni --output-delay "${name#vad-uni-d}" ;;
+    *) echo "unknown model $name" >&2; exit 2 ;;
+  esac
+done
