@@ -1,0 +1,301 @@
+"""Offline VAD over sound files: find the inputs, process each in blocks, write the results.
+
+Data flow for one file (memory is flat whatever its length)::
+
+    iter_blocks(path, block_s)          (n, C) float32 blocks, 10 s by default
+      -> Session (uni model)            the streaming path itself: file path == streaming path
+         or WindowedProcessor (bi)      windows of at most bi_window_s, see apps.windowed
+      -> Segmenter.push(probs)          the one incremental segmenter, fed as frames come
+      -> FileResult                     segments (+ per-frame probabilities if asked)
+
+A uni model keeps only the GRU state and the frontend's leftover samples between blocks. A bi
+model keeps the log-mel frames of one window (16 KB per second at 40 bins: ~1 MB for 60 s).
+
+Inputs are files, folders (searched recursively for audio extensions, hidden names skipped)
+and glob patterns. Each input gets a path relative to the folder (or glob base) it was found
+under; with an output folder its results go to that relative path, extension per format.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from streamseq.apps.windowed import WindowedProcessor
+from streamseq.apps.writers import EXTENSIONS, FRAME_EXTENSIONS, render, write_frames, write_text
+from streamseq.audio.io import AUDIO_EXTENSIONS, check_channel, iter_blocks, read_info
+from streamseq.models.checkpoint import load_model
+from streamseq.models.gru import FrameModel
+from streamseq.streaming.session import FrameOutputs, Session
+from streamseq.tasks.vad.postprocess import Segment, Segmenter, SegmenterConfig, SegmentEvent
+
+MANIFEST = ".streamseq-process.json"  # settings of the run that wrote an output folder
+
+
+# ---------------------------------------------------------------------------- inputs
+@dataclass(frozen=True)
+class InputFile:
+    """An input ``path`` and ``rel``, where its outputs go relative to the output folder."""
+
+    path: Path
+    rel: Path
+
+
+def _walk(root: Path) -> list[Path]:
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(folder, f) for f in files
+                  if not f.startswith(".") and Path(f).suffix.lower() in AUDIO_EXTENSIONS]
+    return found
+
+
+def _glob_base(pattern: str) -> Path:
+    """The folder part of a glob before its first wildcard: ``data/**/*.wav`` -> ``data``."""
+    parts = Path(pattern).parts
+    fixed = parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))]
+    return Path(*fixed) if fixed else Path(".")
+
+
+def discover(inputs: Iterable[str | os.PathLike]) -> tuple[list[InputFile], list[tuple[str, str]]]:
+    """Expand files, folders and globs into a sorted, de-duplicated list of inputs.
+
+    Files named explicitly are kept whatever their extension (a non-audio one fails later with
+    a reason). Returns ``(files, problems)``; a problem is ``(input, reason)``, e.g. a path
+    that does not exist or a pattern that matches nothing.
+    """
+    found: list[InputFile] = []
+    problems: list[tuple[str, str]] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            items = [InputFile(f, f.relative_to(path)) for f in _walk(path)]
+            if not items:
+                problems.append((str(raw), f"no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in this folder"))
+        elif path.exists() or not glob.has_magic(str(raw)):
+            items = [InputFile(path, Path(path.name))]
+        else:
+            base = _glob_base(str(raw))
+            items = []
+            for match in map(Path, glob.glob(str(raw), recursive=True)):
+                items += ([InputFile(f, f.relative_to(base)) for f in _walk(match)] if match.is_dir()
+                          else [InputFile(match, match.relative_to(base))])
+            if not items:
+                problems.append((str(raw), "pattern matches no file"))
+        found += items
+    unique: dict[Path, InputFile] = {}
+    for item in sorted(found, key=lambda f: f.path.as_posix()):
+        unique.setdefault(item.path.resolve(), item)
+    return list(unique.values()), problems
+
+
+def shard(files: list[InputFile], index: int, count: int) -> list[InputFile]:
+    """Shard ``index`` of ``count``: file k of the sorted list goes to shard ``k % count``."""
+    if not 0 <= index < count:
+        raise ValueError(f"expected shard 0 <= I < N; received {index}/{count}")
+    return files[index::count]
+
+
+# ---------------------------------------------------------------------------- one file
+@dataclass(frozen=True)
+class ProcessOptions:
+    """How files are processed. Times in seconds; ``channel`` is 0-based (None: downmix)."""
+
+    model: str = "vad-uni"
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    channel: int | None = None
+    block_s: float = 10.0
+    bi_window_s: float = 60.0
+    bi_context_s: float = 5.0
+    threads: int | None = None  # torch threads per process (None: leave as is)
+
+
+@dataclass
+class FileResult:
+    """Result of one file: segments in seconds, optional per-frame probabilities ``(T,)``."""
+
+    file: str
+    duration: float
+    sample_rate: int
+    model: str
+    segments: list[Segment]
+    probs: np.ndarray | None = None
+    frame_shift_s: float = 0.01
+
+    @property
+    def speech_s(self) -> float:
+        return sum(s.end - s.start for s in self.segments)
+
+    def to_dict(self) -> dict:
+        """The JSON output format."""
+        return {"file": self.file, "duration": round(self.duration, 3), "sample_rate": self.sample_rate,
+                "model": self.model, "segments": [
+                    {"start": round(s.start, 3), "end": round(s.end, 3), "mean_prob": round(s.mean_prob, 4)}
+                    for s in self.segments]}
+
+
+def load_vad_model(name_or_path: str) -> FrameModel:
+    """``load_model`` plus a check that the model does VAD (speech probability in column 0)."""
+    model = load_model(name_or_path)
+    if model.task != "vad":
+        raise ValueError(f"model {name_or_path} was trained for task {model.task!r}; processing needs a 'vad' model")
+    return model
+
+
+def make_processor(model: FrameModel, options: ProcessOptions = ProcessOptions()) -> Session | WindowedProcessor:
+    """A streaming :class:`Session` for a uni model, a :class:`WindowedProcessor` otherwise."""
+    if getattr(model, "streaming", False):
+        return Session(model)
+    return WindowedProcessor(model, options.bi_window_s, options.bi_context_s)
+
+
+def process_file(
+    path: str | os.PathLike,
+    model: FrameModel,
+    options: ProcessOptions = ProcessOptions(),
+    *,
+    keep_probs: bool = False,
+    on_progress: Callable[[float], None] | None = None,
+) -> FileResult:
+    """Run VAD over one file in blocks of ``options.block_s``; see the module docstring.
+
+    ``on_progress(seconds)`` is called after each block with the audio seconds it held.
+
+    Raises:
+        AudioFileError: unreadable, empty, truncated or non-audio file, or a bad channel.
+        ValueError: samples the frontend rejects (e.g. NaN in a float file).
+    """
+    info = read_info(path)
+    check_channel(info, options.channel)
+    processor = make_processor(model, options)
+    segmenter = Segmenter(replace(options.segmenter, frame_shift_s=model.feature_config.frame_shift_s))
+    segments: list[Segment] = []
+    probs: list[np.ndarray] = []
+    samples = 0
+
+    def collect(events: list[SegmentEvent]) -> None:
+        segments.extend(e.segment for e in events if e.kind == "end" and e.segment is not None)
+
+    def consume(out: FrameOutputs) -> None:
+        p = out.values[:, 0]  # (n,) speech probability
+        if keep_probs:
+            probs.append(p.copy())
+        collect(segmenter.push(p))
+
+    for block in iter_blocks(path, options.block_s, options.channel, info=info):  # (n, C)
+        consume(processor.accept(block, info.sample_rate))
+        samples += block.shape[0]
+        if on_progress is not None:
+            on_progress(block.shape[0] / info.sample_rate)
+    consume(processor.finish())
+    collect(segmenter.flush())
+    return FileResult(
+        str(path), samples / info.sample_rate, info.sample_rate, options.model, segments,
+        np.concatenate(probs) if keep_probs else None, model.feature_config.frame_shift_s,
+    )
+
+
+# ---------------------------------------------------------------------------- outputs
+@dataclass(frozen=True)
+class OutputPlan:
+    """Where results go: ``out_dir`` None means the caller prints them (stdout)."""
+
+    out_dir: Path | None = None
+    fmt: str = "json"
+    frames: str | None = None  # "npy" | "csv" | None
+
+    def paths(self, item: InputFile) -> list[Path]:
+        """Output files of ``item``; the last (the result) is written last, marking completion."""
+        assert self.out_dir is not None
+        base = self.out_dir / item.rel
+        frames = [base.with_suffix(FRAME_EXTENSIONS[self.frames])] if self.frames else []
+        return frames + [base.with_suffix(EXTENSIONS[self.fmt])]
+
+    def write(self, item: InputFile, result: FileResult) -> None:
+        *frames, main = self.paths(item)
+        if frames and result.probs is not None:
+            write_frames(frames[0], result.probs, self.frames or "npy", result.frame_shift_s)
+        write_text(main, render(result.to_dict(), self.fmt))
+
+
+def model_fingerprint(model: FrameModel) -> str:
+    """SHA-256 (16 hex digits) of the model's configs and weights: changes when it is retrained."""
+    digest = hashlib.sha256(json.dumps([model.config.to_dict(), model.feature_config.to_dict()]).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def run_settings(model: FrameModel, options: ProcessOptions) -> dict:
+    """What determines the results (recorded in the output folder's manifest)."""
+    settings: dict[str, object] = {"model_sha256": model_fingerprint(model),
+                "channel": options.channel, "segmenter": asdict(options.segmenter)}
+    if not getattr(model, "streaming", False):
+        settings |= {"bi_window_s": options.bi_window_s, "bi_context_s": options.bi_context_s}
+    return json.loads(json.dumps(settings))  # as it reads back from the manifest
+
+
+@dataclass
+class OutputCheck:
+    """``todo``: to process; ``skipped``: outputs complete from a run with these settings;
+    ``conflicts``: existing outputs this run would overwrite; ``changed``: manifest keys that
+    differ from this run's settings."""
+
+    todo: list[InputFile] = field(default_factory=list)
+    skipped: list[InputFile] = field(default_factory=list)
+    conflicts: list[Path] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+
+
+def check_outputs(items: list[InputFile], plan: OutputPlan, settings: dict, force: bool) -> OutputCheck:
+    """Decide what to do with existing outputs before anything is written.
+
+    Outputs are written atomically, so one that exists is complete. Without ``force``: a file
+    whose outputs all exist is skipped if the folder's manifest has the same settings (a rerun
+    or a resumed run); any other existing output is a conflict. A manifest with other settings
+    (``changed``) means the folder belongs to another configuration: callers should refuse
+    to write there without ``force``, so one folder never mixes settings. With ``force``
+    everything is processed again.
+    """
+    if plan.out_dir is None:
+        raise ValueError("check_outputs needs an output folder (plan.out_dir)")
+    check = OutputCheck()
+    try:
+        previous = json.loads((plan.out_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        previous = None
+    if previous is not None and previous != settings:
+        check.changed = sorted(k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k))
+    same = previous == settings
+    for item in items:
+        paths = plan.paths(item)
+        existing = [p for p in paths if p.exists()]
+        if force or not existing:
+            check.todo.append(item)
+        elif same and len(existing) == len(paths):
+            check.skipped.append(item)
+        elif same:
+            check.todo.append(item)  # interrupted between its outputs: redo, same settings
+        else:
+            check.conflicts += existing
+    return check
+
+
+def write_manifest(out_dir: Path, settings: dict) -> None:
+    write_text(out_dir / MANIFEST, json.dumps(settings, indent=1) + "\n")
+
+
+def output_collisions(items: list[InputFile], plan: OutputPlan) -> list[tuple[Path, list[Path]]]:
+    """Output paths that two or more inputs would share (e.g. ``a.wav`` and ``a.flac``)."""
+    by_out: dict[Path, list[Path]] = {}
+    for item in items:
+        by_out.setdefault(plan.paths(item)[-1], []).append(item.path)
+    return [(out, ins) for out, ins in by_out.items() if len(ins) > 1]
