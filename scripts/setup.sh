@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up: Debian packages (when missing), then a virtual environment in .venv with
 # streamseq installed in editable mode. Safe to run again; it only does what is missing.
-#   scripts/setup.sh            runtime + dev extras
-#   STREAMSEQ_EXTRAS=dev,peers scripts/setup.sh
+#   scripts/setup.sh            runtime + dev, export (onnx) and peers (WebRTC, Silero) extras
+#   STREAMSEQ_EXTRAS=dev scripts/setup.sh   (a smaller install)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +28,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $($PY --version)"
   "$PY" -m venv .venv
 fi
-EXTRAS="${STREAMSEQ_EXTRAS:-dev}"
+EXTRAS="${STREAMSEQ_EXTRAS:-dev,export,peers}"
 stamp=".venv/.streamseq-installed"
 want="$(sha256sum pyproject.toml | cut -c1-16)-$EXTRAS"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then

@@ -8,13 +8,21 @@ streaming face yields exactly the offline frames (to float tolerance) for any ch
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
 from streamseq.audio.convert import to_mono_float32, validate_sample_rate
 from streamseq.audio.resample import StreamingResampler
 from streamseq.features.config import FeatureConfig
-from streamseq.features.logmel import log_mel_padded, mel_filterbank
+from streamseq.features.logmel import log_mel_windows, power_filterbank
+
+
+@functools.lru_cache(maxsize=8)
+def _tables(cfg: FeatureConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Analysis window ``(win_length,)`` and power filterbank ``(n_fft + 2, n_mels)`` of ``cfg``."""
+    return torch.hann_window(cfg.win_length, periodic=True), power_filterbank(cfg)
 
 
 class StreamingFrontend:
@@ -23,20 +31,29 @@ class StreamingFrontend:
     ``accept(samples, sample_rate)`` returns the ``(n, n_mels)`` frames completed so far;
     ``flush()`` zero-pads the last partial hop and returns its frame, then resets.
     The input rate is fixed by the first chunk of a stream; call :meth:`reset` to change it.
+
+    ``accept_windows`` / ``flush_windows`` stop before the log-mel and return the raw analysis
+    windows ``(m, win_length)`` (a float32 numpy view of the stream's samples: read it, never
+    write it) instead; :meth:`log_mel` turns any stack of them (from many streams at once, in
+    one FFT) into frames. ``accept`` is ``log_mel(accept_windows(...))``.
     """
 
     def __init__(self, cfg: FeatureConfig = FeatureConfig()) -> None:
         self.cfg = cfg
-        self._window = torch.hann_window(cfg.win_length, periodic=True)
-        self._fbank = mel_filterbank(cfg)
+        self._window, self._fbank = _tables(cfg)  # shared by all frontends of one config, never written
         self.reset()
 
     def reset(self) -> None:
         """Start a new stream (any sample rate)."""
         self._resampler: StreamingResampler | None = None
-        self._buffer = torch.zeros(self.cfg.context)
+        self._buffer = np.zeros(self.cfg.context, np.float32)  # context + samples of the next frames
         self.frames_emitted = 0
         self.samples_seen = 0  # input samples, at the input rate
+
+    @property
+    def window(self) -> torch.Tensor:
+        """The analysis window ``(win_length,)`` applied to each frame before its FFT (do not modify)."""
+        return self._window
 
     @property
     def input_rate(self) -> int | None:
@@ -44,6 +61,8 @@ class StreamingFrontend:
         return None if self._resampler is None else self._resampler.orig_rate
 
     def _bind_rate(self, sample_rate: object) -> StreamingResampler:
+        if type(sample_rate) is int and self._resampler is not None and sample_rate == self._resampler.orig_rate:
+            return self._resampler  # the usual case: the rate this stream was validated with
         rate = validate_sample_rate(sample_rate)
         if self._resampler is None:
             self._resampler = StreamingResampler(rate, self.cfg.sample_rate)
@@ -54,28 +73,47 @@ class StreamingFrontend:
             )
         return self._resampler
 
-    def _frames(self, new: torch.Tensor) -> torch.Tensor:
-        buffer = torch.cat([self._buffer, new])
-        frames = log_mel_padded(buffer, self.cfg, self._window, self._fbank)
-        self._buffer = buffer[frames.shape[0] * self.cfg.hop_length :]
-        self.frames_emitted += frames.shape[0]
-        return frames
+    def _windows(self, new: np.ndarray) -> np.ndarray:
+        cfg = self.cfg
+        buffer = np.concatenate([self._buffer, new])  # a new array: earlier windows stay valid
+        count = max(0, (buffer.size - cfg.context) // cfg.hop_length)
+        itemsize = buffer.itemsize
+        windows = np.ndarray((count, cfg.win_length), np.float32, buffer, 0, (cfg.hop_length * itemsize, itemsize))
+        self._buffer = buffer[count * cfg.hop_length :]
+        self.frames_emitted += count
+        return windows  # (m, win_length): window t is buffer[t * hop : t * hop + win_length]
+
+    def log_mel(self, windows: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Analysis windows ``(m, win_length)`` (of any streams) -> log-mel frames ``(m, n_mels)``."""
+        if isinstance(windows, np.ndarray):
+            windows = torch.from_numpy(windows)
+        return log_mel_windows(windows, self.cfg, self._window, self._fbank)
+
+    def accept_windows(self, samples: np.ndarray | torch.Tensor, sample_rate: int = 16000) -> np.ndarray:
+        """Consume a chunk ``(n,)`` or ``(n, channels)``; return its new analysis windows ``(m, win_length)``."""
+        resampler = self._bind_rate(sample_rate)
+        mono = to_mono_float32(samples)
+        self.samples_seen += mono.size
+        if not resampler.identity:
+            mono = resampler.accept(torch.from_numpy(mono)).numpy()
+        return self._windows(mono)
+
+    def flush_windows(self) -> np.ndarray:
+        """End of input: return the remaining analysis windows ``(m, win_length)`` and reset."""
+        tail = self._resampler.flush().numpy() if self._resampler is not None else np.zeros(0, np.float32)
+        pending = self._buffer.size - self.cfg.context + tail.size
+        pad = (-pending) % self.cfg.hop_length
+        windows = self._windows(np.concatenate([tail, np.zeros(pad, np.float32)]))
+        self.reset()
+        return windows
 
     def accept(self, samples: np.ndarray | torch.Tensor, sample_rate: int = 16000) -> torch.Tensor:
         """Consume a chunk ``(n,)`` or ``(n, channels)``; return new frames ``(m, n_mels)``."""
-        resampler = self._bind_rate(sample_rate)
-        mono = torch.from_numpy(to_mono_float32(samples))
-        self.samples_seen += mono.numel()
-        return self._frames(resampler.accept(mono))
+        return self.log_mel(self.accept_windows(samples, sample_rate))
 
     def flush(self) -> torch.Tensor:
         """End of input: return the remaining frames ``(m, n_mels)`` and reset."""
-        tail = self._resampler.flush() if self._resampler is not None else torch.zeros(0)
-        pending = self._buffer.numel() - self.cfg.context + tail.numel()
-        pad = (-pending) % self.cfg.hop_length
-        frames = self._frames(torch.cat([tail, torch.zeros(pad)]))
-        self.reset()
-        return frames
+        return self.log_mel(self.flush_windows())
 
 
 def compute_features(
