@@ -76,7 +76,6 @@ def speech_scene(rate: int, channels: int, seed: int) -> tuple[np.ndarray, list[
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
-@pytest.mark.skipif(not SHIPPED_UNI.is_file(), reason="shipped vad-uni not built yet (streamseq/pretrained/vad-uni.pt)")
 def test_shipped_vad_uni_finds_known_speech_regions(tmp_path):
     expected = {}
     for name, rate, channels in [("mono16k.wav", 16000, 1), ("stereo44k.flac", 44100, 2)]:
