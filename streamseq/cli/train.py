@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 from dataclasses import fields
 from pathlib import Path
@@ -13,7 +14,9 @@ from streamseq.training.config import TrainConfig
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a uni or bi model on the synthetic corpus",
-                       description="Train a model with the shared training core. Flags override --config.")
+                       description="Train a model with the shared training core. Flags override --config. "
+                                   "Runs data-parallel under torchrun, e.g. `torchrun --standalone "
+                                   "--nproc-per-node 2 -m streamseq.cli.main train ... --threads 1`.")
     p.add_argument("--config", type=Path, help="JSON file of TrainConfig fields")
     defaults = TrainConfig()
     for f in fields(TrainConfig):
@@ -35,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
     from streamseq.tasks import get_task
     from streamseq.training.trainer import Trainer
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun: one process per core
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo")
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     cfg = TrainConfig.from_json(args.config, **overrides) if args.config else TrainConfig(
         **{k: v for k, v in overrides.items() if v is not None})
@@ -46,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(cfg, get_task(cfg.task), args.out, progress=not args.quiet)
     best = trainer.fit(train, valid, resume=not args.no_resume)
     print(json.dumps({"best": best, "out": str(args.out)}, indent=1))
-    if args.install_as:
+    if args.install_as and int(os.environ.get("RANK", "0")) == 0:
         args.install_as.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.out / "best.pt", args.install_as)
         print(f"installed {args.out / 'best.pt'} -> {args.install_as}")

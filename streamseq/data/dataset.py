@@ -35,8 +35,9 @@ class FeatureSet(torch.utils.data.Dataset):
             blob = torch.load(cache, weights_only=True)
         else:
             blob = self._extract(progress)
-            torch.save(blob, cache.with_suffix(".tmp"))
-            os.replace(cache.with_suffix(".tmp"), cache)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # several trainer processes may race here
+            torch.save(blob, tmp)
+            os.replace(tmp, cache)
         self.frames = torch.split(blob["frames"], blob["lengths"].tolist())
         self.targets = torch.split(blob["targets"], blob["lengths"].tolist())
 

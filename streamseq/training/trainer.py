@@ -129,13 +129,14 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if not (resume and self._resume()):
             self.model.set_normalization(*train.feature_stats())
-        per_epoch = math.ceil(len(train) / (self.cfg.batch_size * _world()))
+        per_epoch = math.ceil((len(train) // _world()) / self.cfg.batch_size)
         total = self.cfg.epochs * per_epoch
         if self.cfg.max_steps:
             total = min(total, self.cfg.max_steps)
         while self.epoch < self.cfg.epochs and self.step < total:
             gen = torch.Generator().manual_seed(self.cfg.seed * 1000 + self.epoch)
-            order = torch.randperm(len(train), generator=gen).tolist()[_rank() :: _world()]
+            order = torch.randperm(len(train), generator=gen).tolist()
+            order = order[: len(order) - len(order) % _world()][_rank() :: _world()]  # equal shards
             bar = tqdm(range(0, len(order), self.cfg.batch_size), desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
                        disable=not self.progress, leave=False)
             started, losses = time.perf_counter(), []
