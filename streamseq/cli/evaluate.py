@@ -22,6 +22,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _label(name: str) -> str:
+    """``vad-uni`` stays; ``runs/vad-bi/best.pt`` becomes ``vad-bi/best``."""
+    path = Path(name)
+    return f"{path.parent.name}/{path.stem}" if path.suffix == ".pt" else name
+
+
 def run(args: argparse.Namespace) -> int:
     from streamseq import load_model
     from streamseq.tasks.vad.baselines import available_scorers
@@ -35,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         args.data = build_corpus(args.cache or DEFAULT_CACHE, train_hours=cfg.train_hours,
                                  valid_hours=cfg.valid_hours, seed=cfg.data_seed) / "valid"
     clips = load_split(args.data)
-    scorers = {Path(m).stem if m.endswith(".pt") else m: model_scorer(load_model(m)) for m in args.models}
+    scorers = {_label(m): model_scorer(load_model(m)) for m in args.models}
     if not args.no_peers:
         peers = available_scorers()
         missing = {"webrtc", "silero"} - set(peers)

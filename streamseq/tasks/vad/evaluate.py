@@ -15,6 +15,7 @@ import torch
 from streamseq.features import compute_features
 from streamseq.models import FrameModel
 from streamseq.tasks.vad.metrics import grouped_metrics
+from streamseq.tasks.vad.postprocess import segments_from_probs
 
 SNR_BANDS = ["clean", "20..30", "10..20", "0..10", "-5..0"]
 
@@ -49,14 +50,20 @@ def evaluate_scorers(
     group_keys: Sequence[str] = ("snr_band", "speech_source", "background"),
     threshold: float = 0.5,
 ) -> dict[str, dict]:
-    """Per scorer: grouped metrics plus ``nonspeech_fa`` (speech calls on speech-free clips)."""
+    """Per scorer: grouped metrics plus ``("nonspeech", "fa")``: on speech-free clips, the share of
+    frames called speech (``rate``) and the share inside segments after the default
+    :class:`Segmenter` (``segment_rate``: what a user of the segments sees)."""
+    group_keys = [k for k in group_keys if all(k in meta for _, _, meta in clips)]  # your own data may lack some
     results = {}
     for name, scorer in scorers.items():
         records = [(scorer(audio), labels, meta) for audio, labels, meta in clips]
         groups = grouped_metrics(records, group_keys, threshold)
         quiet = [s for s, y, m in records if not np.any(y)]
+        frames = sum(s.size for s in quiet)
+        in_segments = sum(seg.end_frame - seg.start_frame for s in quiet for seg in segments_from_probs(np.clip(s, 0, 1)))
         groups[("nonspeech", "fa")] = {
-            "rate": float(np.mean(np.concatenate(quiet) >= threshold)) if quiet else float("nan")}
+            "rate": float(np.mean(np.concatenate(quiet) >= threshold)) if quiet else float("nan"),
+            "segment_rate": in_segments / frames if frames else float("nan")}
         results[name] = groups
     return results
 
@@ -73,11 +80,12 @@ def markdown_tables(results: dict[str, dict]) -> str:
             cells = [results[n][("overall", "all")][metric]] + [results[n].get(("snr_band", b), {}).get(metric, np.nan) for b in bands]
             lines.append(f"| {n} | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
         lines.append("")
-    lines += ["**Error rates**", "", "| model | miss | false alarm | speech calls on music/noise-only clips |",
-              "|---|---:|---:|---:|"]
+    lines += ["**Error rates** (music/noise-only clips: share of frames called speech, raw and inside segments)", "",
+              "| model | miss | false alarm | music/noise-only: frames | music/noise-only: segments |",
+              "|---|---:|---:|---:|---:|"]
     for n in names:
-        o = results[n][("overall", "all")]
-        lines.append(f"| {n} | {o['miss_rate']:.2%} | {o['false_alarm_rate']:.2%} | {results[n][('nonspeech', 'fa')]['rate']:.2%} |")
+        o, fa = results[n][("overall", "all")], results[n][("nonspeech", "fa")]
+        lines.append(f"| {n} | {o['miss_rate']:.2%} | {o['false_alarm_rate']:.2%} | {fa['rate']:.2%} | {fa['segment_rate']:.2%} |")
     return "\n".join(lines) + "\n"
 
 
