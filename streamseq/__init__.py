@@ -9,7 +9,7 @@
 """
 
 from streamseq.models.checkpoint import CheckpointError, load_model
-from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session
+from streamseq.streaming import BufferedProcessor, Engine, FrameOutputs, Session
 from streamseq.version import __version__
 
-__all__ = ["BufferedProcessor", "CheckpointError", "FrameOutputs", "Session", "__version__", "load_model"]
+__all__ = ["BufferedProcessor", "CheckpointError", "Engine", "FrameOutputs", "Session", "__version__", "load_model"]

@@ -33,7 +33,7 @@ from streamseq.apps.writers import EXTENSIONS, FRAME_EXTENSIONS, render, write_f
 from streamseq.audio.io import AUDIO_EXTENSIONS, check_channel, iter_blocks, read_info
 from streamseq.models.checkpoint import load_model
 from streamseq.models.gru import FrameModel
-from streamseq.streaming.session import FrameOutputs, Session
+from streamseq.streaming import FrameOutputs, Session
 from streamseq.tasks.vad.postprocess import Segment, Segmenter, SegmenterConfig, SegmentEvent
 
 MANIFEST = ".streamseq-process.json"  # settings of the run that wrote an output folder

@@ -32,7 +32,7 @@ import torch
 
 from streamseq.features.frontend import StreamingFrontend
 from streamseq.models.gru import FrameModel
-from streamseq.streaming.session import FrameOutputs
+from streamseq.streaming import FrameOutputs
 
 
 class WindowedProcessor:

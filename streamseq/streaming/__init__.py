@@ -1,5 +1,7 @@
-"""Per-stream sessions over loaded models."""
+"""Per-stream sessions and the multi-stream engine over loaded models."""
 
-from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session, StreamState
+from streamseq.streaming.engine import Engine, EngineStream
+from streamseq.streaming.outputs import FrameOutputs
+from streamseq.streaming.session import BufferedProcessor, Session
 
-__all__ = ["BufferedProcessor", "FrameOutputs", "Session", "StreamState"]
+__all__ = ["BufferedProcessor", "Engine", "EngineStream", "FrameOutputs", "Session"]

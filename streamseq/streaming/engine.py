@@ -32,7 +32,7 @@ import torch
 from streamseq.features.frontend import StreamingFrontend
 from streamseq.models.export import BACKENDS, StepFn, initial_state, onnx_available, step_function
 from streamseq.models.gru import FrameModel
-from streamseq.streaming.session import FrameOutputs
+from streamseq.streaming.outputs import FrameOutputs
 
 NUMPY_FFT_MAX_ROWS = 4  # up to this many frames per tick numpy's FFT is as fast as torch's, with less overhead
 BLOCK_ROWS = 1024  # frames per FFT pass when there are many
@@ -83,8 +83,8 @@ class Engine:
     def __init__(self, model: FrameModel, backend: str = "auto", threads: int | None = None) -> None:
         if not getattr(model, "streaming", False):
             raise ValueError(
-                f"an Engine needs a unidirectional model; this one is kind={model.config.kind!r}, "
-                "which must see the whole utterance. Use BufferedProcessor(model) per stream instead."
+                f"streaming (Session, Engine) needs a unidirectional model; this one is kind={model.config.kind!r}, "
+                "which must see the whole utterance. Use BufferedProcessor(model) instead."
             )
         self.model = model
         self.backend = resolve_backend(backend)
