@@ -24,6 +24,7 @@ import io
 import json
 import os
 import warnings
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -194,6 +195,11 @@ def torch_step(module: nn.Module) -> StepFn:
     return step
 
 
+_ONNX_CACHE: "weakref.WeakKeyDictionary[FrameModel, dict]" = weakref.WeakKeyDictionary()
+"""Exported onnx steps per loaded model. A model must not be trained further once it has been
+exported (its cached step would be stale); loaded models never are."""
+
+
 def step_function(
     model: FrameModel, backend: str = "eager", threads: int | None = None, inputs: str = "frames"
 ) -> StepFn:
@@ -209,9 +215,13 @@ def step_function(
     if backend == "onnx":
         if not onnx_available():
             raise ModuleNotFoundError(f"the onnx backend needs onnx and onnxruntime: {_INSTALL_HINT}")
-        buffer = io.BytesIO()
-        to_onnx(model, buffer, inputs)
-        return OnnxStep(buffer.getvalue(), threads)
+        key = (inputs, threads)
+        cache = _ONNX_CACHE.setdefault(model, {})
+        if key not in cache:  # export once per model (~0.3 s); sessions opened later reuse it
+            buffer = io.BytesIO()
+            to_onnx(model, buffer, inputs)
+            cache[key] = OnnxStep(buffer.getvalue(), threads)
+        return cache[key]
     raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; received {backend!r}")
 
 

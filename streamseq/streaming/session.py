@@ -26,11 +26,13 @@ class Session:
 
     Args:
         model: a unidirectional model (a bidirectional one fails here, at construction).
-        backend: how the GRU step runs: ``"eager"`` (torch, default), ``"onnx"`` (onnxruntime,
-            about 3x faster for small chunks), ``"torchscript"`` or ``"auto"``.
+        backend: how the GRU step runs: ``"auto"`` (default: ``"onnx"`` when onnx and
+            onnxruntime are installed, about 3x faster for small chunks; else ``"eager"``),
+            ``"eager"`` (torch), ``"onnx"`` or ``"torchscript"``. The onnx step is exported
+            once per model and shared by all its sessions.
     """
 
-    def __init__(self, model: FrameModel, backend: str = "eager") -> None:
+    def __init__(self, model: FrameModel, backend: str = "auto") -> None:
         self._engine = Engine(model, backend, threads=1)
         self._id = self._engine.open()
 
