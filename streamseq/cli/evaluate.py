@@ -34,12 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from streamseq.tasks.vad.evaluate import evaluate_scorers, group_table, load_split, markdown_tables, model_scorer
 
     if args.data is None:
-        from streamseq.data.corpus import DEFAULT_CACHE, build_corpus
-        from streamseq.training.config import TrainConfig
+        from streamseq.training.config import default_validation_split
 
-        cfg = TrainConfig()
-        args.data = build_corpus(args.cache or DEFAULT_CACHE, train_hours=cfg.train_hours,
-                                 valid_hours=cfg.valid_hours, seed=cfg.data_seed) / "valid"
+        args.data = default_validation_split(args.cache)
     clips = load_split(args.data)
     scorers = {_label(m): model_scorer(load_model(m)) for m in args.models}
     if not args.no_peers:

@@ -52,3 +52,16 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def default_validation_split(cache_dir: Path | None = None, progress: bool = True) -> Path:
+    """The held-out validation split of the corpus the shipped models were trained on.
+
+    Built (minutes) and cached on first use; ``cache_dir`` defaults to ``$STREAMSEQ_CACHE``.
+    """
+    from streamseq.data.corpus import DEFAULT_CACHE, build_corpus
+
+    cfg = TrainConfig()
+    corpus = build_corpus(cache_dir or DEFAULT_CACHE, train_hours=cfg.train_hours, valid_hours=cfg.valid_hours,
+                          seed=cfg.data_seed, progress=progress)
+    return corpus / "valid"
