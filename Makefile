@@ -12,7 +12,7 @@ demo: setup
 	$(VENV)/bin/streamseq process examples/audio/meeting_snippet.flac --model vad-uni --format table
 
 test: setup
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 bench: setup
 	$(PY) benchmarks/frontend_step.py
