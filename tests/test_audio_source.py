@@ -18,29 +18,15 @@ import pytest
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from virtual_capture import VirtualCapture, make_virtual_capture, run_python  # noqa: E402
+from virtual_capture import VirtualCapture, make_virtual_capture, needs_portaudio, run_python  # noqa: E402
 
-from streamseq.audio.source import (  # noqa: E402
-    FileSource,
-    MicrophoneSource,
-    NoInputDeviceError,
-    pick_input_device,
-)
+from streamseq.audio.devices import NoInputDeviceError, pick_input_device  # noqa: E402
+from streamseq.audio.source import FileSource, MicrophoneSource  # noqa: E402
 
 RATE = 16_000  # Hz
 DURATION_S = 1.5
 
 
-def _portaudio_problem() -> str | None:
-    """Why PortAudio cannot be used here, or None if it loads."""
-    try:
-        import sounddevice  # noqa: F401
-    except OSError as exc:
-        return f"PortAudio library unavailable ({exc}); install libportaudio2 to run microphone tests"
-    return None
-
-
-needs_portaudio = pytest.mark.skipif(_portaudio_problem() is not None, reason=str(_portaudio_problem()))
 
 
 def _make_recording(path: Path) -> np.ndarray:
@@ -156,7 +142,8 @@ def test_microphone_counts_dropped_blocks_when_consumer_does_not_read(
 
 DEVICES_CHILD = """
 import json
-from streamseq.audio.source import MicrophoneSource, list_input_devices, resolve_device
+from streamseq.audio.devices import list_input_devices, resolve_device
+from streamseq.audio.source import MicrophoneSource
 import sys
 name = sys.argv[1]
 result = {"inputs": list_input_devices(),
@@ -209,7 +196,8 @@ def test_bad_device_spec_raises_value_error_listing_inputs(device_queries: dict,
 MISSING_PORTAUDIO_CHILD = """
 import ctypes.util
 ctypes.util.find_library = lambda name: None  # as on a machine without libportaudio2
-from streamseq.audio.source import MicrophoneSource, PortAudioUnavailableError
+from streamseq.audio.devices import PortAudioUnavailableError
+from streamseq.audio.source import MicrophoneSource
 try:
     MicrophoneSource().start()
 except PortAudioUnavailableError as exc:

@@ -29,7 +29,7 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from virtual_capture import VirtualCapture, make_virtual_capture, run_python  # noqa: E402
+from virtual_capture import VirtualCapture, make_virtual_capture, needs_portaudio, run_python  # noqa: E402
 
 from streamseq import BufferedProcessor, Session, load_model  # noqa: E402
 from streamseq.apps.live import BiDecision, BlockUpdate, LivePipeline, UniSegment  # noqa: E402
@@ -49,15 +49,6 @@ PHRASES = [(0.8, "turn on the lights in the kitchen"), (4.0, "what is the weathe
 BOUNDARY_TOL_S = 0.1
 
 
-def _portaudio_problem() -> str | None:
-    try:
-        import sounddevice  # noqa: F401
-    except OSError as exc:
-        return f"PortAudio library unavailable ({exc}); install libportaudio2 to run microphone tests"
-    return None
-
-
-needs_portaudio = pytest.mark.skipif(_portaudio_problem() is not None, reason=str(_portaudio_problem()))
 
 
 # --------------------------------------------------------------------------- fixtures

@@ -69,6 +69,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 DEVICE_NAME = "streamseq_virtmic"
@@ -194,3 +195,15 @@ def run_python(
             f"child exited with {proc.returncode}, expected 0\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
         )
     return proc
+
+
+def _portaudio_problem() -> str | None:
+    """Why PortAudio cannot be used here, or None if it loads."""
+    try:
+        import sounddevice  # noqa: F401
+    except OSError as exc:
+        return f"PortAudio library unavailable ({exc}); install libportaudio2 to run microphone tests"
+    return None
+
+
+needs_portaudio = pytest.mark.skipif(_portaudio_problem() is not None, reason=str(_portaudio_problem()))

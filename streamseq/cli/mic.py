@@ -50,7 +50,7 @@ def _fail(message: str) -> int:
 
 
 def _device_name(spec: str | None) -> str:
-    from streamseq.audio.source import list_input_devices, resolve_device
+    from streamseq.audio.devices import list_input_devices, resolve_device
 
     index = resolve_device(spec)
     return "default input" if index is None else next(d["name"] for d in list_input_devices() if d["index"] == index)
@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     from streamseq import CheckpointError, load_model
     from streamseq.apps.live import LivePipeline
-    from streamseq.audio.source import (FileSource, MicrophoneSource, NoInputDeviceError, PortAudioUnavailableError,
-                                        describe_input_devices)
+    from streamseq.audio.devices import NoInputDeviceError, PortAudioUnavailableError, describe_input_devices
+    from streamseq.audio.source import FileSource, MicrophoneSource
 
     if args.fast and args.input is None:
         return _fail("--fast needs --input FILE (a microphone cannot be read faster than real time)")
