@@ -63,6 +63,14 @@ def pretrained_path(name: str) -> Path:
     return _pretrained_dir() / f"{name}.pt"
 
 
+def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
+    """The file behind a model name: a shipped name (``vad-uni-d10``) or a path as given."""
+    path = Path(name_or_path)
+    if not path.suffix and pretrained_path(str(name_or_path)).is_file():
+        return pretrained_path(str(name_or_path))
+    return path
+
+
 def _read(path: Path) -> dict:
     if not path.is_file():
         hint = f"; shipped models: {', '.join(pretrained_names()) or 'none built yet (make models)'}"
@@ -98,10 +106,7 @@ def load_model(name_or_path: str | os.PathLike) -> FrameModel:
     Raises:
         CheckpointError: missing, truncated, foreign or version-incompatible file (names it).
     """
-    name = str(name_or_path)
-    path = Path(name)
-    if not path.suffix and pretrained_path(name).is_file():
-        path = pretrained_path(name)
+    path = resolve_checkpoint(name_or_path)
     payload = _read(path)
     try:
         model = build_model(ModelConfig(**payload["model"]), FeatureConfig(**payload["features"]))

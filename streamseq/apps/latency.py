@@ -1,0 +1,372 @@
+"""Latency of VAD models, measured through the real streaming path, chunk by chunk.
+
+Times are seconds of *stream time* (audio fed so far, as a microphone would deliver it)
+unless named ``wall``. Dimension legend: N samples (16 kHz), T frames (10 ms).
+
+Data flow::
+
+    processor (Session | BufferedProcessor | stand-in)  -- accept(chunk) ... finish()
+      -> stream_arrivals(processor, audio)  [Arrival(time_s, FrameOutputs, wall_s)]
+      -> measure_clip(arrivals, labels)     ClipMeasurement (Segmenter events with their
+                                            decision times; onset/offset/final delays)
+      -> summarize(label, measurements)     LatencyRow (one line of the report)
+
+Anything with ``accept(samples, sample_rate) -> FrameOutputs`` and ``finish() -> FrameOutputs``
+plugs in; :class:`ReferenceProcessor` is such a stand-in whose delay is known exactly.
+
+Delays (decision time minus reference boundary, per reference speech segment matched to a
+model segment): *onset* uses the Segmenter's "start" event, *offset* its "end" event, and
+*final* (end of utterance) the "end" event of each clip's last reference segment. A
+bidirectional model gets every output at end of input, so all its decisions are made then.
+Reference segments are the labels through the same Segmenter rules without padding (gaps
+shorter than ``min_silence_s`` bridged, islands shorter than ``min_speech_s`` dropped), so a
+perfect model's delays are exactly ``min_speech_s`` (onset) and ``min_silence_s`` (offset).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Protocol, Union
+
+import numpy as np
+
+from streamseq.models.checkpoint import load_model, pretrained_path, resolve_checkpoint
+from streamseq.models.gru import FrameModel
+from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session
+from streamseq.tasks.vad.metrics import frame_metrics, roc_auc, segment_boundary_errors
+from streamseq.tasks.vad.postprocess import Segment, SegmenterConfig, SegmentEvent, Segmenter, segments_from_probs
+
+SAMPLE_RATE = 16000
+ORACLE = "oracle (labels)"  # label of the ReferenceProcessor row (the Segmenter's delay floor)
+DEFAULT_MODELS = ("vad-uni", "vad-uni-d5", "vad-uni-d10", "vad-uni-d20", "vad-uni-d50", "vad-bi")
+Clip = tuple[np.ndarray, np.ndarray, dict]  # (audio (N,) at 16 kHz, labels (T,), meta)
+
+
+class StreamProcessor(Protocol):
+    """What the measurement needs: the per-stream interface of Session and BufferedProcessor."""
+
+    def accept(self, samples: np.ndarray, sample_rate: int = 16000) -> FrameOutputs: ...
+
+    def finish(self) -> FrameOutputs: ...
+
+
+ProcessorSource = Union[FrameModel, StreamProcessor, Callable[[np.ndarray], StreamProcessor]]
+
+
+def load_models(names: Sequence[str]) -> tuple[dict[str, FrameModel], list[str]]:
+    """Load what exists: ``({label: model}, [messages for the missing ones])``.
+
+    Damaged or foreign files still raise :class:`~streamseq.CheckpointError`; a model for
+    another task raises ValueError (both name the file).
+    """
+    models, missing = {}, []
+    for name in names:
+        path = resolve_checkpoint(name)
+        if not path.is_file():
+            if not path.suffix and len(path.parts) == 1:  # a shipped name that is not built
+                missing.append(f"model {name}: {pretrained_path(name)} not found; "
+                               "train the shipped models with `make models`")
+            else:
+                missing.append(f"model {name}: {path} not found; pass an existing checkpoint "
+                               "(`streamseq train --out DIR` writes DIR/best.pt)")
+            continue
+        model = load_model(path)
+        if model.task != "vad":
+            raise ValueError(f"{path} is a {model.task!r} model; the latency report needs 'vad' models")
+        models[unique_label(model_label(model), models)] = model
+    return models, missing
+
+
+def model_label(model: FrameModel) -> str:
+    """``"uni +0 ms"``, ``"uni +100 ms"`` (output delay 10 frames) or ``"bi (utterance)"``."""
+    if not model.streaming:
+        return "bi (utterance)"
+    return f"uni +{lookahead_ms(model):g} ms"
+
+
+def unique_label(label: str, taken: dict) -> str:
+    """``label``, or ``label #2``, ``#3`` ... if already a key of ``taken``."""
+    n, out = 2, label
+    while out in taken:
+        out, n = f"{label} #{n}", n + 1
+    return out
+
+
+def lookahead_ms(model: FrameModel) -> float | None:
+    """Output delay in ms for a streaming model; None (whole utterance) for a bidirectional one."""
+    if not model.streaming:
+        return None
+    return 1000.0 * model.config.output_delay * model.feature_config.frame_shift_s
+
+
+def processor_for(model: FrameModel) -> StreamProcessor:
+    """The real streaming path: a :class:`Session` for uni models, :class:`BufferedProcessor` for bi."""
+    return Session(model) if model.streaming else BufferedProcessor(model)
+
+
+@dataclass
+class Arrival:
+    """Outputs returned by one ``accept`` (or the final ``finish``) call.
+
+    time_s: stream time when they came back (samples fed so far / 16 kHz); wall_s: wall-clock
+    seconds the call took.
+    """
+
+    time_s: float
+    outputs: FrameOutputs
+    wall_s: float
+    final: bool = False
+
+
+def stream_arrivals(processor: StreamProcessor, audio: np.ndarray, chunk_ms: float = 32.0,
+                    sample_rate: int = SAMPLE_RATE) -> list[Arrival]:
+    """Feed ``audio (N,)`` in chunks of ``chunk_ms`` like a microphone, then finish the stream."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"expected mono audio of shape (N,), received shape {audio.shape}")
+    step = round(chunk_ms * sample_rate / 1000)
+    if step < 1:
+        raise ValueError(f"expected chunk_ms >= {1000 / sample_rate} (one sample), received {chunk_ms}")
+    arrivals = []
+    for start in range(0, audio.size, step):
+        t0 = time.perf_counter()
+        out = processor.accept(audio[start : start + step], sample_rate)
+        arrivals.append(Arrival(min(start + step, audio.size) / sample_rate, out, time.perf_counter() - t0))
+    t0 = time.perf_counter()
+    out = processor.finish()
+    arrivals.append(Arrival(audio.size / sample_rate, out, time.perf_counter() - t0, final=True))
+    expected = 0
+    for a in arrivals:
+        if len(a.outputs) and a.outputs.start_frame != expected:
+            raise ValueError(f"processor skipped frames: expected start_frame {expected}, received {a.outputs.start_frame}")
+        expected += len(a.outputs)
+    return arrivals
+
+
+class ReferenceProcessor:
+    """A stand-in with exactly known delay: its output for frame t is ``labels[t - shift]``.
+
+    ``shift`` frames: the stand-in *detects* everything that late (its values are wrong by
+    ``shift``). ``delay`` frames: output delay like a uni model's lookahead (frame t comes back
+    once frames up to ``t + delay`` have arrived; the rest at ``finish``). ``buffered``: like a
+    BufferedProcessor, nothing before ``finish``. Frames follow the causal 10 ms grid of the
+    frontend: frame t is complete once ``160 (t + 1)`` samples have arrived.
+    """
+
+    def __init__(self, labels: np.ndarray, shift: int = 0, delay: int = 0, buffered: bool = False,
+                 hop: int = 160) -> None:
+        if shift < 0 or delay < 0:
+            raise ValueError(f"expected shift >= 0 and delay >= 0 frames, received {shift}, {delay}")
+        self.labels = np.asarray(labels, dtype=np.float32)
+        self.shift, self.delay, self.buffered, self.hop = shift, delay, buffered, hop
+        self.reset()
+
+    def reset(self) -> None:
+        self.samples, self.emitted = 0, 0
+
+    def _emit(self, upto: int) -> FrameOutputs:
+        frames = np.arange(self.emitted, max(self.emitted, upto)) - self.shift
+        ok = (frames >= 0) & (frames < self.labels.size)
+        values = np.where(ok, self.labels[np.clip(frames, 0, max(self.labels.size - 1, 0))], 0.0)
+        out = FrameOutputs(self.emitted, values.astype(np.float32)[:, None], self.hop / SAMPLE_RATE)
+        self.emitted += len(out)
+        return out
+
+    def accept(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> FrameOutputs:
+        if sample_rate != SAMPLE_RATE:
+            raise ValueError(f"ReferenceProcessor expects {SAMPLE_RATE} Hz audio, received {sample_rate} Hz")
+        self.samples += len(samples)
+        return self._emit(0 if self.buffered else self.samples // self.hop - self.delay)
+
+    def finish(self) -> FrameOutputs:
+        out = self._emit(-(-self.samples // self.hop))  # ceil(N / hop) frames in all
+        self.reset()
+        return out
+
+
+@dataclass
+class TimedEvent:
+    """A Segmenter event and the stream time its decision frame arrived."""
+
+    event: SegmentEvent
+    decision_s: float
+
+
+@dataclass
+class ClipMeasurement:
+    """One clip through one processor. Delays are seconds; one entry per matched reference segment."""
+
+    duration_s: float
+    probs: np.ndarray  # (T,) speech probability
+    arrival_s: np.ndarray  # (T,) stream time each frame's output arrived
+    events: list[TimedEvent]
+    reference: list[Segment]
+    segments: list[Segment]  # what the model's Segmenter produced (padded)
+    matches: list[tuple[int, int]]  # (reference index, segment index)
+    onset_delays_s: list[float]
+    offset_delays_s: list[float]
+    final_delay_s: float | None  # last reference segment's end -> its "end" event; None if missed
+    onset_errors_s: list[float]
+    offset_errors_s: list[float]
+    n_missed: int
+    n_inserted: int
+    chunk_wall_s: np.ndarray  # (chunks,) wall-clock seconds per accept call
+    finish_wall_s: float
+
+
+def reference_segments(labels: np.ndarray, config: SegmenterConfig = SegmenterConfig()) -> list[Segment]:
+    """Labels ``(T,)`` through the Segmenter rules without padding (see the module docstring)."""
+    return segments_from_probs(np.asarray(labels, dtype=np.float64), replace(config, pad_s=0.0))
+
+
+def measure_clip(arrivals: Sequence[Arrival], labels: np.ndarray,
+                 config: SegmenterConfig = SegmenterConfig()) -> ClipMeasurement:
+    """Run the one incremental Segmenter over the arrivals; time and match its events."""
+    if not arrivals:
+        raise ValueError("expected at least the final arrival (from finish())")
+    probs = np.concatenate([a.outputs.values[:, 0] for a in arrivals]).astype(np.float64)
+    arrival_s = np.concatenate([np.full(len(a.outputs), a.time_s) for a in arrivals])
+    labels = np.asarray(labels)
+    if probs.size != labels.size:
+        raise ValueError(f"expected one output per label frame ({labels.size}), received {probs.size}")
+    segmenter, raw = Segmenter(config), []
+    for a in arrivals:  # push as the outputs arrive: the streaming path
+        raw += segmenter.push(a.outputs.values[:, 0])
+    raw += segmenter.flush()
+    events = [TimedEvent(e, float(arrival_s[e.frame - 1])) for e in raw]  # decision frame -> arrival
+    starts = [e for e in events if e.event.kind == "start"]
+    ends = [e for e in events if e.event.kind == "end"]
+    assert len(starts) == len(ends), "Segmenter events must alternate start/end"
+    ref = reference_segments(labels, config)
+    hyp = [e.event.segment for e in ends]
+    errors = segment_boundary_errors(ref, hyp)
+    onset = [starts[j].decision_s - ref[i].start for i, j in errors["matches"]]
+    offset = [ends[j].decision_s - ref[i].end for i, j in errors["matches"]]
+    last = [d for (i, _), d in zip(errors["matches"], offset) if i == len(ref) - 1]
+    return ClipMeasurement(
+        duration_s=arrivals[-1].time_s, probs=probs, arrival_s=arrival_s, events=events,
+        reference=ref, segments=hyp, matches=errors["matches"], onset_delays_s=onset,
+        offset_delays_s=offset, final_delay_s=last[0] if last else None,
+        onset_errors_s=errors["onset_errors_s"], offset_errors_s=errors["offset_errors_s"],
+        n_missed=errors["n_missed"], n_inserted=errors["n_inserted"],
+        chunk_wall_s=np.array([a.wall_s for a in arrivals if not a.final]),
+        finish_wall_s=arrivals[-1].wall_s,
+    )
+
+
+def measure(source: ProcessorSource, clips: Sequence[Clip], chunk_ms: float = 32.0,
+            config: SegmenterConfig = SegmenterConfig()) -> list[ClipMeasurement]:
+    """Measure every clip. ``source``: a model (its real streaming path), a processor (reused:
+    ``finish`` starts a new stream) or a callable building one from each clip's labels."""
+    if isinstance(source, FrameModel):
+        source = processor_for(source)
+    results = []
+    for audio, labels, _ in clips:
+        processor = source if hasattr(source, "accept") else source(labels)
+        results.append(measure_clip(stream_arrivals(processor, audio, chunk_ms), labels, config))
+    return results
+
+
+@dataclass
+class LatencyRow:
+    """One model's line of the report. Delays and timings in ms; ``lookahead_ms`` None for bi."""
+
+    model: str
+    lookahead_ms: float | None
+    onset_p50_ms: float
+    onset_p90_ms: float
+    offset_p50_ms: float
+    offset_p90_ms: float
+    final_p50_ms: float
+    final_p90_ms: float
+    chunk_p50_ms: float
+    chunk_p99_ms: float
+    finish_p50_ms: float
+    rtf: float
+    roc_auc: float
+    f1: float
+    onset_error_ms: float
+    offset_error_ms: float
+    n_reference: int
+    n_missed: int
+    n_inserted: int
+
+
+def _pct(values: Sequence[float] | np.ndarray, q: float) -> float:
+    return float(np.percentile(values, q)) * 1000 if len(values) else float("nan")
+
+
+def summarize(model: str, measurements: Sequence[ClipMeasurement], labels: Sequence[np.ndarray],
+              lookahead: float | None = None, threshold: float = 0.5) -> LatencyRow:
+    """Pool one model's clips: delay percentiles, compute time, frame and segment accuracy."""
+    pooled = {name: [x for m in measurements for x in getattr(m, name)] for name in
+              ("onset_delays_s", "offset_delays_s", "onset_errors_s", "offset_errors_s")}
+    finals = [m.final_delay_s for m in measurements if m.final_delay_s is not None]
+    probs = np.concatenate([m.probs for m in measurements])
+    truth = np.concatenate([np.asarray(y) for y in labels])
+    chunks = np.concatenate([m.chunk_wall_s for m in measurements])
+    finish = [m.finish_wall_s for m in measurements]
+    audio_s = sum(m.duration_s for m in measurements)
+    mean_ms = lambda xs: float(np.mean(xs)) * 1000 if xs else float("nan")  # noqa: E731
+    return LatencyRow(
+        model=model, lookahead_ms=lookahead,
+        onset_p50_ms=_pct(pooled["onset_delays_s"], 50), onset_p90_ms=_pct(pooled["onset_delays_s"], 90),
+        offset_p50_ms=_pct(pooled["offset_delays_s"], 50), offset_p90_ms=_pct(pooled["offset_delays_s"], 90),
+        final_p50_ms=_pct(finals, 50), final_p90_ms=_pct(finals, 90),
+        chunk_p50_ms=_pct(chunks, 50), chunk_p99_ms=_pct(chunks, 99),
+        finish_p50_ms=_pct(finish, 50), rtf=(chunks.sum() + sum(finish)) / audio_s if audio_s else float("nan"),
+        roc_auc=roc_auc(probs, truth), f1=frame_metrics(probs, truth, threshold)["f1"],
+        onset_error_ms=mean_ms(pooled["onset_errors_s"]), offset_error_ms=mean_ms(pooled["offset_errors_s"]),
+        n_reference=sum(len(m.reference) for m in measurements),
+        n_missed=sum(m.n_missed for m in measurements), n_inserted=sum(m.n_inserted for m in measurements),
+    )
+
+
+def warm_up(model: FrameModel, seconds: float = 1.0) -> None:
+    """One short stream so that one-off allocations do not land in the first clip's timings."""
+    stream_arrivals(processor_for(model), np.zeros(int(seconds * SAMPLE_RATE), np.float32))
+
+
+TABLE_HEADER = ["model", "lookahead", "onset delay p50 / p90", "offset delay p50 / p90",
+                "end-of-utterance decision p50 / p90", "compute per chunk p50 / p99", "final call p50",
+                "RTF", "ROC-AUC", "F1", "boundary error onset / offset", "missed / inserted"]
+SHORT_HEADER = ["model", "ahead\n(ms)", "onset\np50/p90", "offset\np50/p90", "end-utt\np50/p90",
+                "chunk\np50/p99", "final\ncall", "RTF", "AUC", "F1", "bound.\nerr on/off", "miss/ins/\nof ref"]
+
+
+def table_cells(row: LatencyRow, units: bool = True) -> list[str]:
+    """The report's cells for one row; ``units=False`` gives the compact terminal form (ms)."""
+    ms = lambda v: "n/a" if np.isnan(v) else f"{v:.0f}"  # noqa: E731
+    u, sep = (" ms", " / ") if units else ("", "/")
+    look = ("whole utterance" if units else "utt.") if row.lookahead_ms is None else f"{row.lookahead_ms:.0f}{u}"
+    pair = lambda a, b, f=ms: f"{f(a)}{sep}{f(b)}{u}"  # noqa: E731
+    fine = lambda v: f"{v:.2f}"  # noqa: E731
+    return [row.model, look, pair(row.onset_p50_ms, row.onset_p90_ms), pair(row.offset_p50_ms, row.offset_p90_ms),
+            pair(row.final_p50_ms, row.final_p90_ms), pair(row.chunk_p50_ms, row.chunk_p99_ms, fine),
+            f"{row.finish_p50_ms:.2f}{u}", f"{row.rtf:.4f}" if units else f"{row.rtf:.3f}", f"{row.roc_auc:.4f}", f"{row.f1:.4f}",
+            pair(row.onset_error_ms, row.offset_error_ms),
+            f"{row.n_missed} / {row.n_inserted} of {row.n_reference}" if units
+            else f"{row.n_missed}/{row.n_inserted}/{row.n_reference}"]
+
+
+def markdown_table(rows: Sequence[LatencyRow]) -> str:
+    """The report table in Markdown."""
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|---|---|" + "---:|" * (len(TABLE_HEADER) - 2)]
+    lines += ["| " + " | ".join(table_cells(r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(rows: Sequence[LatencyRow], path: str | os.PathLike) -> Path:
+    """Every field of every row, full precision; ``lookahead_ms`` empty for bi."""
+    path = Path(path)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(LatencyRow)])
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in asdict(r).items()})
+    return path
