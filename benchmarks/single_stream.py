@@ -3,7 +3,7 @@
     python benchmarks/single_stream.py [--model vad-uni|FILE] [--seconds 20] [--repeats 5]
 
 Real-time factor = process CPU seconds per audio second on 1 thread (lower is better), per
-chunk size, for: the shipped ``Session`` (eager torch step) and a one-stream ``Engine`` with
+chunk size, for: the public ``Session`` (its default backend) and a one-stream ``Engine`` with
 each step backend (eager torch, TorchScript, onnxruntime), every one followed by the
 ``Segmenter``; the split of the fastest into frontend (samples -> spectrum) / step / segmenter;
 and the peers when installed: Silero VAD (ONNX, 512-sample chunks, model call only) and WebRTC
@@ -159,7 +159,7 @@ def main() -> None:
     for ms in args.chunks_ms:
         size = 16 * ms
         chunks = [audio[i : i + size] for i in range(0, audio.size - size + 1, size)]
-        runs = {"session_eager": lambda: session_run(model, chunks)}
+        runs = {"session": lambda: session_run(model, chunks)}
         runs.update({f"engine_{b}": (lambda e=e: engine_run(e, chunks)) for b, e in engines.items()})
         if ms == 32:  # like for like with the peers, which have no segmenter
             fastest = engines["onnx" if "onnx" in engines else "eager"]
@@ -177,7 +177,7 @@ def main() -> None:
         row["stages"] = {k: v / seconds for k, v in cpu_seconds(stage_runs(model, engines[best], chunks), args.repeats).items()}
         rows.append(row)
 
-    cols = ["session_eager"] + [f"engine_{b}" for b in engines]
+    cols = ["session"] + [f"engine_{b}" for b in engines]
     print("\n| chunk | " + " | ".join(cols) + " | fastest, by stage: frontend / step / segmenter |")
     print("|---:|" + "---:|" * len(cols) + "---|")
     for r in rows:
