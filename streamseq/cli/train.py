@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig.from_json(args.config, **overrides) if args.config else TrainConfig(
         **{k: v for k, v in overrides.items() if v is not None})
     corpus = build_corpus(args.cache or DEFAULT_CACHE, train_hours=cfg.train_hours, valid_hours=cfg.valid_hours,
-                          seed=cfg.data_seed, jobs=cfg.threads, progress=not args.quiet)
+                          seed=cfg.data_seed, jobs=os.cpu_count() or 1, progress=not args.quiet)
     feats = FeatureConfig(n_mels=cfg.n_mels)
     train, valid = FeatureSet(corpus / "train", feats, not args.quiet), FeatureSet(corpus / "valid", feats, not args.quiet)
     print(f"corpus {corpus}: {len(train)} train clips, {len(valid)} valid clips")
