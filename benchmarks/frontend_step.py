@@ -15,13 +15,12 @@ import numpy as np
 import torch
 
 from streamseq.features import StreamingFrontend
-from streamseq.models import ModelConfig, build_model, load_model
+from streamseq.models import load_model
 
 
 def get_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="vad-uni", help="shipped model name or checkpoint (default: %(default)s; "
-                   "falls back to a random 2x64 GRU if the shipped model is not built yet)")
+    p.add_argument("--model", default="vad-uni", help="shipped model name or checkpoint (default: %(default)s)")
     p.add_argument("--seconds", type=float, default=20.0, help="audio seconds per measurement (default: %(default)s)")
     p.add_argument("--chunks-ms", type=int, nargs="+", default=[10, 32, 100])
     return p.parse_args()
@@ -30,11 +29,7 @@ def get_args() -> argparse.Namespace:
 def main() -> None:
     args = get_args()
     torch.set_num_threads(1)
-    try:
-        model = load_model(args.model)
-    except ValueError as exc:
-        print(f"[note] {exc}; using a random 2x64 GRU")
-        model = build_model(ModelConfig()).eval()
+    model = load_model(args.model)
     rng = np.random.default_rng(0)
     audio = (0.1 * rng.standard_normal(int(args.seconds * 16000))).astype(np.float32)
     print(f"model: {args.model} ({model.config.num_layers}x{model.config.hidden_size} {model.config.kind}), "

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from streamseq.features import StreamingFrontend, compute_features
-from streamseq.models import ModelConfig, build_model, load_model
+from streamseq.models import load_model
 from streamseq.models.export import step_function
 from streamseq.streaming.engine import Engine, resolve_backend
 
@@ -37,8 +37,7 @@ RESULTS = Path(__file__).parent / "results"
 
 def get_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="vad-uni", help="shipped model name or checkpoint (default: %(default)s; "
-                   "a random 2x64 GRU if it is not built yet)")
+    p.add_argument("--model", default="vad-uni", help="shipped model name or checkpoint (default: %(default)s)")
     p.add_argument("--backend", default="auto", help="engine step backend (default: %(default)s)")
     p.add_argument("--cores", type=int, nargs="+", default=[1, 2], help="processes (one thread each)")
     p.add_argument("--streams", type=int, nargs="+", default=[64, 128, 256, 512, 768, 1024, 1536, 2048, 3072, 4096])
@@ -48,14 +47,6 @@ def get_args() -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=RESULTS / "multi_stream.json")
     return p.parse_args()
 
-
-def get_model(name: str):
-    try:
-        return load_model(name), name
-    except ValueError as exc:
-        print(f"[note] {exc}; using a random 2x64 GRU")
-        torch.manual_seed(0)
-        return build_model(ModelConfig(hidden_size=64, num_layers=2)).eval(), "random 2x64 GRU"
 
 
 def shard(model, backend: str, streams: int, chunk: int, ticks: int) -> tuple[list[float], list[float]]:
@@ -138,7 +129,7 @@ def offline(model, minutes: float, backend: str) -> dict:
 
 def main() -> None:
     args = get_args()
-    model, model_name = get_model(args.model)
+    model, model_name = load_model(args.model), args.model
     backend = resolve_backend(args.backend)
     chunk = 16 * args.chunk_ms
     print(f"model: {model_name}; backend {backend}; {args.chunk_ms} ms chunks; load average "

@@ -27,7 +27,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import soundfile as sf
@@ -36,7 +35,7 @@ import torch
 from streamseq.apps import ProcessOptions, process_file
 from streamseq.audio.io import iter_blocks
 from streamseq.features import StreamingFrontend
-from streamseq.models import CheckpointError, ModelConfig, build_model, load_model, save_checkpoint
+from streamseq.models import load_model
 
 
 def get_args() -> argparse.Namespace:
@@ -64,15 +63,6 @@ def write_long(path: Path, seconds: float, rate: int = 16000, block_s: float = 6
             done += n
     return path
 
-
-def model_file(name: str, kind: Literal["uni", "bi"], tmp: Path) -> tuple[str, str]:
-    try:
-        load_model(name)
-        return name, name
-    except CheckpointError:
-        torch.manual_seed(0)
-        path = save_checkpoint(build_model(ModelConfig(kind=kind)).eval(), tmp / f"random-{kind}.pt")
-        return str(path), f"{name} (random 2x64, not built yet)"
 
 
 def speed(path: Path, model_name: str) -> tuple[float, float, float]:
@@ -117,7 +107,7 @@ def main() -> None:
         sys.exit(code)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        models = {"uni": model_file(args.uni, "uni", tmp), "bi": model_file(args.bi, "bi", tmp)}
+        models = {"uni": (args.uni, args.uni), "bi": (args.bi, args.bi)}
         long = write_long(tmp / "speed.flac", args.minutes * 60)
         print(f"speed: one {args.minutes:g} min 16 kHz FLAC through process_file")
         print(f"{'model':<44} | {'threads':>7} | {'x real time':>11} | {'read+features':>13} | {'model+segmenter':>15}")

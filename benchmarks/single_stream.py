@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from streamseq.models import ModelConfig, build_model, load_model
+from streamseq.models import load_model
 from streamseq.streaming.engine import Engine
 from streamseq.streaming.session import Session
 from streamseq.tasks.vad.postprocess import Segmenter
@@ -34,22 +34,13 @@ RESULTS = Path(__file__).parent / "results"
 
 def get_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="vad-uni", help="shipped model name or checkpoint (default: %(default)s; "
-                   "a random 2x64 GRU if it is not built yet)")
+    p.add_argument("--model", default="vad-uni", help="shipped model name or checkpoint (default: %(default)s)")
     p.add_argument("--seconds", type=float, default=20.0, help="audio seconds per run (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=5, help="runs per pipeline; the minimum counts (default: %(default)s)")
     p.add_argument("--chunks-ms", type=int, nargs="+", default=[10, 20, 32, 100])
     p.add_argument("--out", type=Path, default=RESULTS / "single_stream.json")
     return p.parse_args()
 
-
-def get_model(name: str):
-    try:
-        return load_model(name), name
-    except ValueError as exc:
-        print(f"[note] {exc}; using a random 2x64 GRU")
-        torch.manual_seed(0)
-        return build_model(ModelConfig(hidden_size=64, num_layers=2)).eval(), "random 2x64 GRU"
 
 
 def test_audio(seconds: float) -> np.ndarray:
@@ -143,7 +134,7 @@ def cpu_seconds(runs: dict, repeats: int) -> dict[str, float]:
 def main() -> None:
     args = get_args()
     torch.set_num_threads(1)
-    model, model_name = get_model(args.model)
+    model, model_name = load_model(args.model), args.model
     audio = test_audio(args.seconds)
     seconds = audio.size / 16000
     has = {m: importlib.util.find_spec(m) is not None for m in ("onnxruntime", "silero_vad", "webrtcvad")}

@@ -94,7 +94,7 @@ def group_table(results: dict[str, dict], key: str, metric: str = "f1") -> str:
     names = list(results)
     values = sorted({g[1] for n in names for g, m in results[n].items()  # speech-free groups: see nonspeech
                      if g[0] == key and m.get("speech_fraction", 0) > 0}, key=str)
-    lines = [f"| model | " + " | ".join(f"{key}={v}" for v in values) + " |", "|---|" + "---:|" * len(values)]
+    lines = ["| model | " + " | ".join(f"{key}={v}" for v in values) + " |", "|---|" + "---:|" * len(values)]
     for n in names:
         lines.append(f"| {n} | " + " | ".join(f"{results[n].get((key, v), {}).get(metric, np.nan):.4f}" for v in values) + " |")
     return "\n".join(lines) + "\n"
