@@ -19,5 +19,5 @@ bench: setup
 
 # Reproduce the shipped models (documented in the README; fixed seeds).
 models: setup
-	bash scripts/train_shipped_models.sh vad-uni vad-uni-d5 vad-uni-d10 & \
-	bash scripts/train_shipped_models.sh vad-bi vad-uni-d20 vad-uni-d50; wait
+	bash scripts/train_shipped_models.sh vad-uni vad-uni-d5 vad-uni-d10 vad-uni-d20 & \
+	bash scripts/train_shipped_models.sh vad-bi vad-uni-d50; wait

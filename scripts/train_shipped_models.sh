@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ST=.venv/bin/streamseq
-COMMON=(--epochs 40 --threads 1 --seed 0 --data-seed 1234 --train-hours 2 --valid-hours 0.3 --hidden-size 64 --num-layers 2 --quiet)
+COMMON=(--epochs 40 --threads 1 --seed 0 --data-seed 1234 --train-hours 4 --valid-hours 0.3 --hidden-size 64 --num-layers 2 --quiet)
 train() {  # name, extra flags...
   local name=$1; shift
   echo "== $name"

@@ -27,7 +27,7 @@ class TrainConfig:
     warmup_steps: int = 100
     seed: int = 0
     threads: int = 2
-    train_hours: float = 2.0
+    train_hours: float = 4.0
     valid_hours: float = 0.3
     data_seed: int = 1234
 
