@@ -10,6 +10,7 @@ Exit status: 0 all files done, 1 a file failed or outputs were in the way, 2 bad
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import replace
@@ -80,8 +81,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", choices=("npy", "csv"), help="also write per-frame speech probabilities (needs --out)")
     p.add_argument("--channel", type=_channel, metavar="N", help="use channel N only, 0 = first (default: average all)")
     p.add_argument("--jobs", type=_positive(int), default=1, metavar="N", help="parallel files (default: %(default)s)")
-    p.add_argument("--threads", type=_positive(int), default=1, metavar="N", help="torch threads per process "
-                   "(default: %(default)s; the ops are tiny and gain little from more: use --jobs)")
+    p.add_argument("--threads", type=_positive(int), default=None, metavar="N", help="torch threads per process "
+                   "(default: the machine's cores divided by --jobs)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--shard", type=_shard, metavar="I/N", help="only files k with k %% N == I of the sorted list")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -129,8 +130,8 @@ def _options(args: argparse.Namespace) -> ProcessOptions:
         raise ValueError(f"expected 0 <= 2 * --bi-context < --bi-window; received {args.bi_context}, {args.bi_window}")
     if args.frames and not args.out:
         raise ValueError("--frames writes files: give --out DIR")
-    return ProcessOptions(args.model, segmenter, args.channel, args.block, args.bi_window, args.bi_context,
-                          args.threads)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    return ProcessOptions(args.model, segmenter, args.channel, args.block, args.bi_window, args.bi_context, threads)
 
 
 def _check_out(files: list, plan: OutputPlan, settings: dict, force: bool) -> tuple[list, int] | None:
