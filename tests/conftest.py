@@ -8,6 +8,9 @@ import torch
 
 from streamseq.features import FeatureConfig, compute_features
 from streamseq.models import ModelConfig, build_model
+from streamseq.models.export import onnx_available
+
+needs_ort = pytest.mark.skipif(not onnx_available(), reason="onnx / onnxruntime not installed: pip install 'streamseq[export]'")
 
 
 def chunk(signal: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
@@ -46,3 +49,14 @@ def uni_model():
 @pytest.fixture
 def bi_model():
     return make_model("bi")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Small tensors: one thread is fastest, and immune to busy cores (OpenMP workers spin).
+
+    Code under test that sets its own thread count (the Trainer) still does so."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from conftest import make_model, noisy_tone
+from conftest import make_model, needs_ort, noisy_tone
 from streamseq import FrameOutputs, Session
-from streamseq.models.export import onnx_available
 from streamseq.streaming.engine import Engine
 
-needs_ort = pytest.mark.skipif(not onnx_available(), reason="onnx / onnxruntime not installed: pip install 'streamseq[export]'")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: one thread is fastest, and immune to busy cores (OpenMP workers spin)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def alone(model, parts, rate) -> FrameOutputs:

@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from conftest import make_model
+from conftest import make_model, needs_ort
 from streamseq.cli.main import main
 from streamseq.models import save_checkpoint
 from streamseq.models.export import (
@@ -16,18 +15,8 @@ from streamseq.models.export import (
     torch_step,
 )
 
-needs_ort = pytest.mark.skipif(not onnx_available(), reason="onnx / onnxruntime not installed: pip install 'streamseq[export]'")
 FORMATS = ("torchscript", "onnx") if onnx_available() else ("torchscript",)
 SHAPES = [(1, 1), (1, 17), (6, 4)]  # (B, n): none is the (2, 3) the step was traced with
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: one thread is fastest, and immune to busy cores (OpenMP workers spin)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
