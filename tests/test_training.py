@@ -85,11 +85,26 @@ def test_same_seed_gives_the_same_model(splits, tmp_path):
         assert torch.equal(pa, pb), name
 
 
-def test_interrupted_run_resumes_from_the_last_epoch(splits, tmp_path):
+def test_interrupted_run_resumes_from_the_last_epoch_to_the_same_model(splits, tmp_path):
     train, valid = splits
-    Trainer(tiny(epochs=2), get_task("vad"), tmp_path / "full", progress=False).fit(train, valid)
-    Trainer(tiny(epochs=2, max_steps=3), get_task("vad"), tmp_path / "cut", progress=False).fit(train, valid)
-    resumed = Trainer(tiny(epochs=2), get_task("vad"), tmp_path / "cut", progress=False)
-    # a different config refuses to resume; the same config continues where it stopped
+    Trainer(tiny(epochs=3), get_task("vad"), tmp_path / "full", progress=False).fit(train, valid)
+    cut = Trainer(tiny(epochs=3), get_task("vad"), tmp_path / "cut", progress=False)
+    real_step = cut.train_step
+
+    def interrupt_in_epoch_two(batch, lr):
+        if cut.epoch == 1 and cut.step > 4:  # killed half-way through the second epoch
+            raise KeyboardInterrupt
+        return real_step(batch, lr)
+
+    cut.train_step = interrupt_in_epoch_two
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit(train, valid)
+    assert load_model(tmp_path / "cut" / "last.pt").metadata["epoch"] == 1
+    resumed = Trainer(tiny(epochs=3), get_task("vad"), tmp_path / "cut", progress=False)
+    resumed.fit(train, valid)
+    assert resumed.epoch == 3 and [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    full, again = load_model(tmp_path / "full" / "last.pt"), load_model(tmp_path / "cut" / "last.pt")
+    for (name, a), b in zip(full.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name  # epoch 2 redone from the epoch-1 state: same weights
     with pytest.raises(ValueError, match="different settings"):
-        resumed.fit(train, valid)
+        Trainer(tiny(epochs=4), get_task("vad"), tmp_path / "cut", progress=False).fit(train, valid)
