@@ -1,4 +1,4 @@
-"""Log-mel filterbanks: a pure function and a thin module holding the window and filterbank."""
+"""Log-mel filterbanks as pure functions; :class:`StreamingFrontend` holds the window and filterbank."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import torch
 import torchaudio
 
 from streamseq.features.config import FeatureConfig
-
 
 BLOCK_ROWS = 1024  # windows per FFT pass: long inputs go in blocks that stay in cache (~5x faster)
 
@@ -49,13 +48,10 @@ def log_mel_windows(
 
     Args:
         windows: ``(T, win_length)`` samples. window: ``(win_length,)`` analysis window.
-        fbank: :func:`power_filterbank` ``(n_fft + 2, n_mels)``, or :func:`mel_filterbank`
-            ``(n_fft // 2 + 1, n_mels)`` (expanded here, at the cost of one copy per call).
+        fbank: :func:`power_filterbank` ``(n_fft + 2, n_mels)``.
     Returns:
         ``(T, n_mels)``.
     """
-    if fbank.shape[0] == cfg.n_fft // 2 + 1:
-        fbank = fbank.repeat_interleave(2, dim=0)
     if windows.shape[0] <= BLOCK_ROWS:
         if windows.shape[0] == 0:
             return windows.new_zeros(0, cfg.n_mels)
@@ -82,23 +78,9 @@ def analysis_windows(padded: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     return padded[: cfg.context + count * cfg.hop_length].unfold(0, cfg.win_length, cfg.hop_length)
 
 
-def log_mel_padded(
-    padded: torch.Tensor, cfg: FeatureConfig, window: torch.Tensor, fbank: torch.Tensor
-) -> torch.Tensor:
-    """Log-mel of every complete window in an already padded signal.
-
-    Args:
-        padded: ``(S,)`` samples whose first ``cfg.context`` samples are the past context.
-        window: ``(win_length,)`` analysis window. fbank: as for :func:`log_mel_windows`.
-    Returns:
-        ``(T, n_mels)`` with ``T = (S - context) // hop`` frames.
-    """
-    return log_mel_windows(analysis_windows(padded, cfg), cfg, window, fbank)
-
-
 def log_mel(wave: torch.Tensor, cfg: FeatureConfig = FeatureConfig()) -> torch.Tensor:
     """Offline log-mel frames of a mono 16 kHz ``(N,)`` signal -> ``(ceil(N / hop), n_mels)``."""
     window = torch.hann_window(cfg.win_length, periodic=True)
     tail = frames_for(wave.numel(), cfg) * cfg.hop_length - wave.numel()
     padded = torch.nn.functional.pad(wave.float(), (cfg.context, tail))
-    return log_mel_padded(padded, cfg, window, power_filterbank(cfg))
+    return log_mel_windows(analysis_windows(padded, cfg), cfg, window, power_filterbank(cfg))
