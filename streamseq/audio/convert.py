@@ -7,6 +7,8 @@ assume finite float32 mono.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -36,6 +38,9 @@ def to_mono_float32(samples: np.ndarray | torch.Tensor, *, what: str = "samples"
     """
     if isinstance(samples, torch.Tensor):
         samples = samples.detach().cpu().numpy()
+    if (type(samples) is np.ndarray and samples.dtype == np.float32 and samples.ndim == 1 and samples.size
+            and math.isfinite(samples.sum()) and samples.flags.c_contiguous):
+        return samples  # the common live case (float32 mono blocks), checked in three cheap steps
     if not isinstance(samples, np.ndarray):
         raise ValueError(f"{what} must be a numpy array or torch tensor; received {type(samples).__name__}")
     if samples.ndim not in (1, 2):

@@ -237,7 +237,7 @@ def _validate_probs(probs: np.ndarray) -> np.ndarray:
     values = np.asarray(probs, dtype=np.float64)
     if values.ndim != 1:
         raise ValueError(f"expected probs of shape (n,), got shape {values.shape}")
-    if ((values >= 0.0) & (values <= 1.0)).all():  # one pass on the hot path; NaN fails it too
+    if values.size == 0 or (values.min() >= 0.0 and values.max() <= 1.0):  # NaN fails this too
         return values
     if not np.all(np.isfinite(values)):
         bad = int(np.flatnonzero(~np.isfinite(values))[0])
