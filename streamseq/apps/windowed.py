@@ -99,8 +99,7 @@ class WindowedProcessor:
             parts.append(self._run(self._end()))
         if parts:
             return FrameOutputs.concat(parts)
-        empty = np.zeros((0, self.model.config.n_outputs), np.float32)
-        return FrameOutputs(self._next, empty, self.frame_shift_s)
+        return FrameOutputs.empty(self._next, self.model.config.n_outputs, self.frame_shift_s)
 
     def accept(self, samples: np.ndarray | torch.Tensor, sample_rate: int = 16000) -> FrameOutputs:
         """Feed ``(n,)`` or ``(n, channels)`` samples; return the outputs of completed cores."""
