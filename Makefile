@@ -1,10 +1,12 @@
 # Two entry points for a fresh machine (each sets itself up idempotently):
 #   make demo   install, then run VAD over the bundled example recording
 #   make test   install, then run the whole test suite
+# Maintenance:
+#   make lock   re-resolve requirements.lock in a throw-away venv, run the tests there, rewrite it
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test bench models
+.PHONY: setup demo test bench models lock
 setup:
 	@bash scripts/setup.sh
 
@@ -13,6 +15,9 @@ demo: setup
 
 test: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
+
+lock:
+	bash scripts/lock.sh
 
 bench: setup
 	$(PY) benchmarks/frontend_step.py

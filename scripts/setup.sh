@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Idempotent set-up: Debian packages (when missing), then a virtual environment in .venv with
-# streamseq installed in editable mode. Safe to run again; it only does what is missing.
-#   scripts/setup.sh            runtime + dev, export (onnx) and peers (WebRTC, Silero) extras
-#   STREAMSEQ_EXTRAS=dev scripts/setup.sh   (a smaller install)
+# Idempotent set-up for `make demo` and `make test`; safe to run again, it only does what is missing:
+#   1. the Debian packages below (apt-get, when missing),
+#   2. .venv with every Python package at the exact version of requirements.lock, and streamseq
+#      in editable mode (again only when requirements.lock or pyproject.toml changed),
+#   3. `streamseq doctor`, which checks all of it and says what to do about anything missing.
+# The first run downloads about 3.5 GB of Python wheels (torch from PyPI is the CUDA build; it
+# runs on the CPU here) and fills about 6 GB in .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each is also an entry of streamseq/debian.py's PACKAGE_FILES (a test keeps the two lists equal).
 APT_PACKAGES=(
-  libportaudio2 libsndfile1 alsa-utils libasound2-plugins
-  espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+  libportaudio2 libasound2-data
+  espeak-ng espeak-ng-data flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
   asterisk-core-sounds-en-wav asterisk-moh-opsound-wav sound-theme-freedesktop
 )
 missing=()
@@ -28,12 +32,13 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $($PY --version)"
   "$PY" -m venv .venv
 fi
-EXTRAS="${STREAMSEQ_EXTRAS:-dev,export,peers}"
 stamp=".venv/.streamseq-installed"
-want="$(sha256sum pyproject.toml | cut -c1-16)-$EXTRAS"
+want="$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "[setup] installing streamseq[$EXTRAS] into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+  echo "[setup] installing requirements.lock into .venv (first time: a few minutes, ~3.5 GB download)"
+  .venv/bin/python -m pip install -q -r requirements.lock
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi
+
+.venv/bin/streamseq doctor

@@ -235,3 +235,43 @@ def test_example_script_runs(tmp_path, ckpt):
                           "--model", str(ckpt["uni"])], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "e.wav" in run.stdout
+
+
+def test_table_on_a_terminal_reads_cleanly_around_the_progress_bars():
+    """The README's demo command as a person sees it: stdout and stderr on one terminal."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    import pyte
+
+    cols, rows = 120, 40
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "streamseq.cli.main", "process",
+                             "examples/audio/meeting_snippet.flac", "--format", "table"],
+                            stdin=slave, stdout=slave, stderr=slave, cwd=REPO, close_fds=True)
+    os.close(slave)
+    data = b""
+    while True:
+        try:
+            block = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not block:
+            break
+        data += block
+    os.close(master)
+    assert proc.wait(timeout=120) == 0
+    screen = pyte.Screen(cols, rows)
+    pyte.ByteStream(screen).feed(data)
+    lines = [line.rstrip() for line in screen.display]
+    header = next(i for i, line in enumerate(lines) if "meeting_snippet.flac" in line)
+    assert lines[header].startswith("examples/audio/meeting_snippet.flac  (15.00 s, 16000 Hz, model vad-uni)")
+    assert lines[header + 1].split() == ["#", "start", "end", "length", "prob"]
+    summary = next(i for i, line in enumerate(lines) if "streamseq process:" in line)
+    assert lines[summary].startswith("streamseq process: 1 file(s) ok")
+    speech = next(i for i, line in enumerate(lines) if line.startswith("speech: "))
+    assert header < speech < summary and lines[speech].endswith("% of the file")

@@ -72,12 +72,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from streamseq.debian import locate
+
 DEVICE_NAME = "streamseq_virtmic"
-SYSTEM_ALSA_CONF_CANDIDATES = (
-    Path("/usr/share/alsa/alsa.conf"),
-    Path("/usr/local/share/alsa/alsa.conf"),
-    Path("/etc/alsa/alsa.conf"),
-)
 _CONVERT_BLOCK_FRAMES = 65536
 
 _CONFIG_TEMPLATE = """\
@@ -121,11 +118,7 @@ class VirtualCapture:
 
 def system_alsa_conf() -> Path:
     """Path of the system's top-level alsa.conf (needed before our config in ALSA_CONFIG_PATH)."""
-    for path in SYSTEM_ALSA_CONF_CANDIDATES:
-        if path.is_file():
-            return path
-    tried = ", ".join(str(p) for p in SYSTEM_ALSA_CONF_CANDIDATES)
-    raise FileNotFoundError(f"No system alsa.conf found (tried {tried}); install Debian's libasound2-data")
+    return locate("alsa-conf")
 
 
 def _write_raw_float32(wav_path: Path, raw_path: Path, pad_frames: int) -> tuple[int, int, int]:

@@ -15,6 +15,7 @@ COMMANDS = {
     "train": "streamseq.cli.train",
     "eval": "streamseq.cli.evaluate",
     "export": "streamseq.cli.export",
+    "doctor": "streamseq.cli.doctor",
 }
 
 

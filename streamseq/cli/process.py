@@ -196,7 +196,8 @@ def run(args: argparse.Namespace) -> int:
         waiting[report.index] = report.result or {}
         while printed in waiting:  # results on stdout in input order
             if result := waiting.pop(printed):
-                sys.stdout.write(render(result, plan.fmt, first=shown == 0, many=len(files) > 1))
+                # through tqdm: the bars (on stderr) are cleared first and redrawn below the text
+                tqdm.write(render(result, plan.fmt, first=shown == 0, many=len(files) > 1), file=sys.stdout, end="")
                 sys.stdout.flush()
                 shown += 1
             printed += 1

@@ -3,7 +3,8 @@
 Everything here returns float32 mono at 16 kHz (``SR``). Durations are in seconds; array lengths
 are ``round(duration_s * sr)`` samples.
 
-Recordings used (and nothing else):
+Recordings used (and nothing else), each found where its Debian package installs it
+(:mod:`streamseq.debian`):
 
 * real speech: ``asterisk-core-sounds-en-wav`` prompts (8 kHz telephone-band, one professional
   voice). Non-speech files (``silence/``, beeps, tone prompts such as
@@ -24,6 +25,8 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
+
+from streamseq.debian import locate
 
 __all__ = [
     "SR",
@@ -47,9 +50,6 @@ __all__ = [
 ]
 
 SR = 16000
-ASTERISK_DIR = Path("/usr/share/asterisk/sounds/en")
-MOH_DIR = Path("/usr/share/asterisk/moh")
-EFFECTS_DIR = Path("/usr/share/sounds/freedesktop/stereo")
 
 _ASTERISK_NON_SPEECH = {
     "beep", "beeperr", "ascending-2tone", "descending-2tone", "confbridge-join", "confbridge-leave"
@@ -70,23 +70,14 @@ class SourceFile:
         return self.path.stem
 
 
-def _require_dir(root: Path, package: str) -> Path:
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"expected audio directory {root} (Debian package '{package}'); "
-            f"install it with: apt-get install {package}"
-        )
-    return root
-
-
-def real_speech_files(root: Path = ASTERISK_DIR) -> list[SourceFile]:
+def real_speech_files() -> list[SourceFile]:
     """Asterisk English prompts, sorted by path.
 
     ``group`` is the sub-directory for ``digits/``, ``letters/`` ... and the first ``-``/``_``
     separated token of the stem at top level (``vm-*`` -> ``vm``), so related prompts are held
     out together. All prompts are read by the same person: groups separate recordings, not voices.
     """
-    root = _require_dir(Path(root), "asterisk-core-sounds-en-wav")
+    root = locate("asterisk-en")
     out = []
     for p in sorted(root.rglob("*.wav")):
         rel = p.relative_to(root)
@@ -100,15 +91,15 @@ def real_speech_files(root: Path = ASTERISK_DIR) -> list[SourceFile]:
     return out
 
 
-def music_files(root: Path = MOH_DIR) -> list[SourceFile]:
+def music_files() -> list[SourceFile]:
     """Music-on-hold recordings (each file is its own split group), sorted by path."""
-    root = _require_dir(Path(root), "asterisk-moh-opsound-wav")
+    root = locate("asterisk-moh")
     return [SourceFile(p, f"music:{p.stem}", "music") for p in sorted(root.glob("*.wav"))]
 
 
-def effect_files(root: Path = EFFECTS_DIR) -> list[SourceFile]:
+def effect_files() -> list[SourceFile]:
     """freedesktop sound-theme effects without the spoken ones, sorted by path."""
-    root = _require_dir(Path(root), "sound-theme-freedesktop")
+    root = locate("freedesktop-sounds")
     return [
         SourceFile(p, f"effects:{p.stem}", "effects")
         for p in sorted(root.glob("*.oga"))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -24,16 +23,13 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from streamseq.debian import FESTIVAL_VOICE_KEYS, MissingSystemFileError, locate
+
 __all__ = ["Voice", "TTSUnavailableError", "TTSError", "list_voices", "synthesize", "split_voices", "ENGINES"]
 
 ENGINES = ("espeak", "flite", "festival")
-_EXECUTABLES = {"espeak": "espeak-ng", "flite": "flite", "festival": "text2wave"}
-_PACKAGES = {
-    "espeak": "espeak-ng",
-    "flite": "flite",
-    "festival": "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
-}
-_FESTIVAL_VOICE_ROOT = Path("/usr/share/festival/voices")
+# entries of streamseq.debian.PACKAGE_FILES: the program each engine runs
+_EXECUTABLES = {"espeak": "espeak-ng", "flite": "flite", "festival": "festival"}
 # espeak variants left out: "fast" is an unstable speed test, names with spaces cannot be passed.
 _ESPEAK_SKIP_VARIANTS = {"fast"}
 # flite voices left out: awb_time is a limited-domain voice that only says clock times.
@@ -69,13 +65,10 @@ class Voice:
 
 
 def _require(engine: str) -> str:
-    exe = shutil.which(_EXECUTABLES[engine])
-    if exe is None:
-        raise TTSUnavailableError(
-            f"{engine}: executable '{_EXECUTABLES[engine]}' not found on PATH; "
-            f"install the Debian package(s): apt-get install {_PACKAGES[engine]}"
-        )
-    return exe
+    try:
+        return str(locate(_EXECUTABLES[engine]))
+    except MissingSystemFileError as exc:
+        raise TTSUnavailableError(f"{engine}: {exc}") from None
 
 
 def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess[bytes]:
@@ -89,14 +82,6 @@ def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess[bytes]:
 # ----------------------------------------------------------------------------- voice discovery
 
 
-def _espeak_data_dir() -> Path:
-    out = _run([_require("espeak"), "--version"], "espeak-ng --version").stdout.decode()
-    m = re.search(r"Data at:\s*(\S+)", out)
-    if not m:
-        raise TTSError(f"cannot find espeak-ng data directory in {out!r}")
-    return Path(m.group(1))
-
-
 def _espeak_voices() -> list[Voice]:
     out = _run([_require("espeak"), "--voices=en"], "espeak-ng --voices=en").stdout.decode()
     languages = []
@@ -105,7 +90,10 @@ def _espeak_voices() -> list[Voice]:
         # columns: Pty Language Age/Gender VoiceName File [Other...]; mbrola ("mb/") needs extra data
         if len(cols) >= 5 and cols[4].startswith("gmw/") and cols[1] not in languages:
             languages.append(cols[1])
-    variant_dir = _espeak_data_dir() / "voices" / "!v"
+    try:
+        variant_dir = locate("espeak-ng-variants")
+    except MissingSystemFileError as exc:
+        raise TTSUnavailableError(f"espeak: {exc}") from None
     variants = sorted(
         p.name
         for p in variant_dir.iterdir()
@@ -147,16 +135,16 @@ def _flite_voices() -> list[Voice]:
 def _festival_voices() -> list[Voice]:
     _require("festival")
     voices = []
-    for d in sorted(_FESTIVAL_VOICE_ROOT.glob("*/*")):
-        if not d.is_dir():
-            continue
+    for key in FESTIVAL_VOICE_KEYS:
+        try:
+            d = locate(key)
+        except MissingSystemFileError as exc:
+            raise TTSUnavailableError(f"festival: {exc}") from None
         voice = Voice("festival", d.name, _person(d.name), {"duration_stretch": (0.85, 1.2)})
-        try:  # some directories are not loadable voices; keep the ones that actually speak
-            audio, _ = _synth(voice, "test", {"duration_stretch": 1.0})
-        except TTSError:
-            continue
-        if audio.size:
-            voices.append(voice)
+        audio, _ = _synth(voice, "test", {"duration_stretch": 1.0})  # TTSError if the voice does not load
+        if not audio.size:
+            raise TTSError(f"festival voice {d.name!r} ({d}) produced no audio for 'test'")
+        voices.append(voice)
     return voices
 
 
