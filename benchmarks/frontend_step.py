@@ -43,7 +43,7 @@ def main() -> None:
         with torch.inference_mode():
             for c in chunks:
                 t0 = time.perf_counter()
-                frames = frontend.accept(c)
+                frames = frontend.accept(c, sample_rate=16000)
                 t1 = time.perf_counter()
                 if frames.shape[0]:
                     _, state = model.step(frames[None], state)

@@ -56,14 +56,14 @@ def shard(model, backend: str, streams: int, chunk: int, ticks: int) -> tuple[li
     audio = (0.05 * np.random.default_rng(0).standard_normal(16000 * 60)).astype(np.float32)
     ids = [engine.open() for _ in range(streams)]
     for sid in ids:
-        engine.accept(sid, audio[: 1 + sid * 37 % chunk])  # stagger the frame phase
+        engine.accept(sid, audio[: 1 + sid * 37 % chunk], sample_rate=16000)  # stagger the frame phase
     offsets = {sid: sid * 7919 % (audio.size // 2) for sid in ids}
     wall, cpu = [], []
     for k in range(ticks + 5):
         t0, c0 = time.perf_counter(), time.process_time()
         for sid in ids:
             start = offsets[sid] + k * chunk
-            engine.accept(sid, audio[start : start + chunk])
+            engine.accept(sid, audio[start : start + chunk], sample_rate=16000)
         engine.step()
         if k >= 5:  # warm-up ticks excluded
             wall.append(time.perf_counter() - t0)
@@ -106,7 +106,7 @@ def offline(model, minutes: float, backend: str) -> dict:
 
     def features(i: int | None) -> np.ndarray:  # i: first sample of a block; None: end of file
         with torch.inference_mode():
-            part = frontend.accept(audio[i : i + block]) if i is not None else frontend.flush()
+            part = frontend.accept(audio[i : i + block], sample_rate=16000) if i is not None else frontend.flush()
         return part.numpy()[None]
 
     t0 = time.perf_counter()

@@ -73,7 +73,7 @@ def speed(path: Path, model_name: str) -> tuple[float, float, float]:
     wall = time.perf_counter() - t0
     frontend, t0 = StreamingFrontend(model.feature_config), time.perf_counter()
     for block in iter_blocks(path, 10.0):
-        frontend.accept(block, 16000)
+        frontend.accept(block, sample_rate=16000)
     return result.duration, wall, time.perf_counter() - t0
 
 

@@ -55,13 +55,13 @@ def session_run(model, chunks):
     session, seg = Session(model), Segmenter()
     with torch.inference_mode():
         for c in chunks:
-            seg.push(session.accept(c).values[:, 0])
+            seg.push(session.accept(c, sample_rate=16000).values[:, 0])
 
 
 def engine_run(engine: Engine, chunks):
     sid, seg = engine.open(), Segmenter()
     for c in chunks:
-        engine.accept(sid, c)
+        engine.accept(sid, c, sample_rate=16000)
         out = engine.step().get(sid)
         if out is not None:
             seg.push(out.values[:, 0])
@@ -71,7 +71,7 @@ def engine_run(engine: Engine, chunks):
 def engine_run_without_segmenter(engine: Engine, chunks):
     sid = engine.open()
     for c in chunks:
-        engine.accept(sid, c)
+        engine.accept(sid, c, sample_rate=16000)
         engine.step()
     engine.close(sid)
 
@@ -81,14 +81,14 @@ def stage_runs(model, engine: Engine, chunks) -> dict:
     from streamseq.features import StreamingFrontend
 
     frontend = StreamingFrontend(model.feature_config)
-    spectra = [engine._spectrum([frontend.accept_windows(c)])[None] for c in chunks]
+    spectra = [engine._spectrum([frontend.accept_windows(c, sample_rate=16000)])[None] for c in chunks]
     h0 = np.zeros((model.config.num_layers, 1, model.config.hidden_size), np.float32)
     probs = [engine._step(x, h0)[0][0, :, 0] if x.shape[1] else np.zeros(0, np.float32) for x in spectra]
 
     def frontend_only():
         fe = StreamingFrontend(model.feature_config)
         for c in chunks:
-            engine._spectrum([fe.accept_windows(c)])
+            engine._spectrum([fe.accept_windows(c, sample_rate=16000)])
 
     def step_only():
         h = h0

@@ -49,7 +49,7 @@ def stream_probs(model, signal: np.ndarray, rate: int, seed: int = 0) -> np.ndar
     """The live path: a Session fed chunks of random sizes."""
     sizes = list(np.random.default_rng(seed).integers(1, rate // 2, 20))
     session = Session(model)
-    outs = [session.accept(c, rate) for c in chunk(signal, sizes)] + [session.finish()]
+    outs = [session.accept(c, sample_rate=rate) for c in chunk(signal, sizes)] + [session.finish()]
     return np.concatenate([o.values[:, 0] for o in outs])
 
 
@@ -181,7 +181,7 @@ def test_bi_model_windows_agree_with_whole_file_processing(tmp_path, ckpt):
     signal = noisy_tone(5.0, seed=6)
     wav = write(tmp_path / "b.wav", signal, subtype="FLOAT")
     whole = BufferedProcessor(model)
-    whole.accept(signal)
+    whole.accept(signal, sample_rate=16000)
     run = cli(wav, "--model", ckpt["bi"], "--out", tmp_path / "out", "--frames", "npy",
               "--bi-window", "1.5", "--bi-context", "0.5", "--block", "0.7")
     assert run.returncode == 0, run.stderr
@@ -194,7 +194,7 @@ def test_bi_windows_bound_the_buffer_and_tile_the_input():
     processor = WindowedProcessor(model, window_s=1.0, context_s=0.2)  # W = 100, X = 20 frames
     outs, most = [], 0
     for part in chunk(signal, [1600, 3, 7000]):
-        outs.append(processor.accept(part))
+        outs.append(processor.accept(part, sample_rate=16000))
         most = max(most, processor.buffered_frames)
     outs.append(processor.finish())
     assert most <= 100 + 7000 // 160 + 1  # one window + the frames of the chunk just accepted

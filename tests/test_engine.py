@@ -13,7 +13,7 @@ from streamseq.streaming.engine import Engine
 
 def alone(model, parts, rate) -> FrameOutputs:
     session = Session(model)
-    return FrameOutputs.concat([session.accept(p, rate) for p in parts] + [session.finish()])
+    return FrameOutputs.concat([session.accept(p, sample_rate=rate) for p in parts] + [session.finish()])
 
 
 def simulate(engine: Engine, seed: int, ticks: int = 100):
@@ -33,7 +33,7 @@ def simulate(engine: Engine, seed: int, ticks: int = 100):
                 got[sid].append(engine.close(sid))
                 del live[sid]
                 continue
-            engine.accept(sid, part, rate_of[sid])
+            engine.accept(sid, part, sample_rate=rate_of[sid])
             fed[sid].append(part)
             live[sid] += size
         if rng.random() < 0.75:
@@ -65,7 +65,7 @@ def test_a_lone_stream_in_10ms_chunks_equals_a_session_with_every_backend(backen
     engine = Engine(model, backend)
     sid, outs = engine.open(), []
     for part in np.split(signal, 40):  # one frame per tick: the small-FFT path
-        engine.accept(sid, part)
+        engine.accept(sid, part, sample_rate=16000)
         outs += list(engine.step().values())
     outs.append(engine.close(sid))
     streamed, expected = FrameOutputs.concat(outs), alone(model, [signal], 16000)
@@ -89,7 +89,7 @@ def test_equal_chunks_of_all_streams_are_stepped_in_one_batched_call():
     ids = [engine.open() for _ in range(5)]
     calls = count_calls(engine)
     for sid in ids:
-        engine.accept(sid, noisy_tone(0.03, seed=sid))  # 480 samples: 3 frames each
+        engine.accept(sid, noisy_tone(0.03, seed=sid), sample_rate=16000)  # 480 samples: 3 frames each
     out = engine.step()
     assert calls == [(5, 3)]
     assert sorted(out) == ids and all(len(o) == 3 for o in out.values())
@@ -100,7 +100,7 @@ def test_streams_with_different_frame_counts_step_as_a_staircase_without_padding
     ids = [engine.open() for _ in range(4)]
     calls = count_calls(engine)
     for sid, ms in zip(ids, (20, 50, 50, 10)):
-        engine.accept(sid, noisy_tone(ms / 1000, seed=sid))
+        engine.accept(sid, noisy_tone(ms / 1000, seed=sid), sample_rate=16000)
     out = engine.step()
     assert calls == [(4, 1), (3, 1), (2, 3)]  # frames 0..1 for all, 1..2 for three, 2..5 for two
     assert [len(out[sid]) for sid in ids] == [2, 5, 5, 1]
@@ -110,8 +110,8 @@ def test_streams_without_a_complete_frame_are_left_out_of_the_tick():
     model = make_model("uni")
     engine = Engine(model, "eager")
     quiet, busy = engine.open(), engine.open()
-    engine.accept(quiet, noisy_tone(0.005))  # half a hop: no frame yet
-    engine.accept(busy, noisy_tone(0.1))
+    engine.accept(quiet, noisy_tone(0.005), sample_rate=16000)  # half a hop: no frame yet
+    engine.accept(busy, noisy_tone(0.1), sample_rate=16000)
     out = engine.step()
     assert list(out) == [busy] and engine.streams[quiet].frames_in == 0
     assert not engine.streams[quiet].hidden.any()
@@ -122,21 +122,21 @@ def test_close_flushes_the_output_delay_and_forgets_the_stream():
     model = make_model("uni", delay=3)
     engine = Engine(model, "eager")
     sid = engine.open()
-    engine.accept(sid, noisy_tone(0.1))  # 10 frames
+    engine.accept(sid, noisy_tone(0.1), sample_rate=16000)  # 10 frames
     assert len(engine.step()[sid]) == 10 - 3
     tail = engine.close(sid)
     assert (tail.start_frame, len(tail)) == (7, 3)
     assert sid not in engine
     with pytest.raises(KeyError, match="no open stream"):
-        engine.accept(sid, noisy_tone(0.1))
+        engine.accept(sid, noisy_tone(0.1), sample_rate=16000)
 
 
 def test_discarding_a_stream_leaves_the_others_untouched():
     model = make_model("uni")
     engine = Engine(model, "eager")
     gone, kept = engine.open(), engine.open()
-    engine.accept(gone, noisy_tone(0.1, seed=1))
-    engine.accept(kept, noisy_tone(0.1, seed=2))
+    engine.accept(gone, noisy_tone(0.1, seed=1), sample_rate=16000)
+    engine.accept(kept, noisy_tone(0.1, seed=2), sample_rate=16000)
     engine.discard(gone)
     outs = [engine.step()[kept], engine.close(kept)]
     assert gone not in engine and len(engine) == 0
@@ -152,13 +152,13 @@ def test_a_bad_chunk_is_refused_without_disturbing_the_stream():
     model = make_model("uni", delay=1)
     engine = Engine(model, "eager")
     sid, signal = engine.open(), noisy_tone(0.3)
-    engine.accept(sid, signal[:1000])
+    engine.accept(sid, signal[:1000], sample_rate=16000)
     with pytest.raises(ValueError, match="NaN"):
-        engine.accept(sid, np.full(100, np.nan, np.float32))
+        engine.accept(sid, np.full(100, np.nan, np.float32), sample_rate=16000)
     with pytest.raises(ValueError, match="started at 16000 Hz"):
-        engine.accept(sid, signal[:100], 8000)
+        engine.accept(sid, signal[:100], sample_rate=8000)
     outs = [engine.step()[sid]]
-    engine.accept(sid, signal[1000:])
+    engine.accept(sid, signal[1000:], sample_rate=16000)
     outs += [engine.step()[sid], engine.close(sid)]
     expected = alone(model, [signal], 16000)
     assert np.abs(FrameOutputs.concat(outs).values - expected.values).max() < 1e-5

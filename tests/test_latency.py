@@ -40,7 +40,8 @@ def synthetic(n_frames: int = T, segments=SEGMENTS) -> tuple[np.ndarray, np.ndar
 @pytest.mark.parametrize("shift, delay", [(0, 0), (4, 0), (0, 10), (3, 20)])
 def test_stand_in_delays_are_the_known_values(shift, delay):
     audio, labels = synthetic()
-    m = measure_clip(stream_arrivals(ReferenceProcessor(labels, shift, delay), audio, chunk_ms=10), labels, CFG)
+    arrivals = stream_arrivals(ReferenceProcessor(labels, shift, delay), audio, chunk_ms=10, sample_rate=16000)
+    m = measure_clip(arrivals, labels, CFG)
     late = shift + delay
     assert [(s.start_frame, s.end_frame) for s in m.reference] == SEGMENTS
     assert m.n_missed == 0 and m.n_inserted == 0
@@ -53,8 +54,10 @@ def test_stand_in_delays_are_the_known_values(shift, delay):
 
 def test_chunking_adds_at_most_one_chunk_of_waiting():
     audio, labels = synthetic()
-    exact = measure_clip(stream_arrivals(ReferenceProcessor(labels, 2, 5), audio, chunk_ms=10), labels, CFG)
-    chunked = measure_clip(stream_arrivals(ReferenceProcessor(labels, 2, 5), audio, chunk_ms=32), labels, CFG)
+    exact, chunked = (
+        measure_clip(stream_arrivals(ReferenceProcessor(labels, 2, 5), audio, chunk_ms=ms, sample_rate=16000), labels, CFG)
+        for ms in (10, 32)
+    )
     for a, b in ((exact.onset_delays_s, chunked.onset_delays_s), (exact.offset_delays_s, chunked.offset_delays_s)):
         wait = np.subtract(b, a)
         assert np.all(wait >= -1e-9) and np.all(wait < 0.032)
@@ -64,11 +67,11 @@ def test_stand_in_arrivals_equal_the_real_streaming_path():
     audio = noisy_tone(1.3)[: 20800 - 77]  # a partial last frame
     labels = np.zeros(-(-audio.size // 160), np.int8)
     for delay in (0, 7):
-        real = stream_arrivals(Session(make_model("uni", delay=delay)), audio, chunk_ms=32)
-        stand_in = stream_arrivals(ReferenceProcessor(labels, delay=delay), audio, chunk_ms=32)
+        real = stream_arrivals(Session(make_model("uni", delay=delay)), audio, chunk_ms=32, sample_rate=16000)
+        stand_in = stream_arrivals(ReferenceProcessor(labels, delay=delay), audio, chunk_ms=32, sample_rate=16000)
         assert [(a.time_s, len(a.outputs)) for a in real] == [(a.time_s, len(a.outputs)) for a in stand_in]
-    real = stream_arrivals(BufferedProcessor(make_model("bi")), audio, chunk_ms=32)
-    stand_in = stream_arrivals(ReferenceProcessor(labels, buffered=True), audio, chunk_ms=32)
+    real = stream_arrivals(BufferedProcessor(make_model("bi")), audio, chunk_ms=32, sample_rate=16000)
+    stand_in = stream_arrivals(ReferenceProcessor(labels, buffered=True), audio, chunk_ms=32, sample_rate=16000)
     assert [(a.time_s, len(a.outputs)) for a in real] == [(a.time_s, len(a.outputs)) for a in stand_in]
 
 
@@ -76,9 +79,9 @@ def test_bidirectional_model_emits_nothing_before_end_of_input():
     audio, labels = synthetic(300, [(50, 150), (200, 260)])
     processor = BufferedProcessor(make_model("bi"))
     for start in range(0, audio.size, 512):
-        assert len(processor.accept(audio[start : start + 512])) == 0
+        assert len(processor.accept(audio[start : start + 512], sample_rate=16000)) == 0
     assert len(processor.finish()) == labels.size
-    arrivals = stream_arrivals(BufferedProcessor(make_model("bi")), audio, chunk_ms=32)
+    arrivals = stream_arrivals(BufferedProcessor(make_model("bi")), audio, chunk_ms=32, sample_rate=16000)
     assert all(len(a.outputs) == 0 for a in arrivals[:-1]) and arrivals[-1].final
     m = measure_clip(arrivals, labels, CFG)
     assert np.all(m.arrival_s == 3.0)

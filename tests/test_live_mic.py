@@ -124,7 +124,7 @@ def offline_segments(model, path: Path) -> list[tuple[float, float]]:
     """Session over the whole file + segments_from_probs: the reference for the live path."""
     audio, rate = sf.read(str(path), dtype="float32")
     session = Session(model)
-    probs = np.concatenate([session.accept(audio, rate).values[:, 0], session.finish().values[:, 0]])
+    probs = np.concatenate([session.accept(audio, sample_rate=rate).values[:, 0], session.finish().values[:, 0]])
     return [(s.start, s.end) for s in segments_from_probs(probs)]
 
 
@@ -147,7 +147,7 @@ def test_pipeline_matches_offline_and_bi_answers_once_the_utterance_ended(record
         assert b.origin_s == pytest.approx(u.start_s - 0.5, abs=1 / rate)
         # The bi frames are exactly those of a BufferedProcessor over the same stretch of audio.
         bp = BufferedProcessor(bi)
-        bp.accept(audio[round(b.origin_s * rate) : round(b.decided_s * rate)], rate)
+        bp.accept(audio[round(b.origin_s * rate) : round(b.decided_s * rate)], sample_rate=rate)
         np.testing.assert_allclose(b.probs, bp.finish().values[:, 0], atol=1e-5)
         assert any(s.start < u.end_s and s.end > u.start_s for s in b.segments)
     assert summary.segments == 3 and summary.blocks == int(np.ceil(TOTAL_S / 0.03))

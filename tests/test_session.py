@@ -21,7 +21,7 @@ def offline(model, signal, rate=16000) -> np.ndarray:
 
 
 def run_session(session: Session, parts, rate=16000) -> FrameOutputs:
-    outs = [session.accept(p, rate) for p in parts] + [session.finish()]
+    outs = [session.accept(p, sample_rate=rate) for p in parts] + [session.finish()]
     for a, b in zip(outs, outs[1:]):
         assert b.start_frame == a.start_frame + len(a)  # consecutive, no gaps
     return FrameOutputs.concat(outs)
@@ -53,7 +53,7 @@ def test_session_equals_offline_at_44k_stereo():
 def test_output_delay_holds_back_exactly_k_frames_until_finish():
     model = MODELS[3]
     session = Session(model)
-    out = session.accept(noisy_tone(0.1))  # 10 frames of input
+    out = session.accept(noisy_tone(0.1), sample_rate=16000)  # 10 frames of input
     assert len(out) == 10 - 3
     assert len(session.finish()) == 3
 
@@ -82,8 +82,8 @@ def test_interleaved_sessions_on_one_model_do_not_disturb_each_other():
     a, b = Session(model), Session(model)
     a_out, b_out = [], []
     for pa, pb in zip(chunk(a_sig, [100]), chunk(b_sig, [100])):
-        a_out.append(a.accept(pa))
-        b_out.append(b.accept(pb))
+        a_out.append(a.accept(pa, sample_rate=16000))
+        b_out.append(b.accept(pb, sample_rate=16000))
     a_out.append(a.finish())
     b_out.append(b.finish())
     assert np.abs(FrameOutputs.concat(a_out).values - offline(model, a_sig)).max() < 1e-5
@@ -96,7 +96,7 @@ def test_finish_starts_a_new_stream_and_reset_drops_the_current_one():
     first = run_session(session, [sig])
     second = run_session(session, [sig])
     assert np.array_equal(first.values, second.values) and second.start_frame == 0
-    session.accept(noisy_tone(0.3, seed=1))
+    session.accept(noisy_tone(0.3, seed=1), sample_rate=16000)
     session.reset()
     assert np.abs(run_session(session, [sig]).values - first.values).max() < 1e-6
 
@@ -114,7 +114,7 @@ def test_buffered_processor_returns_nothing_until_the_utterance_ends(bi_model):
     signal = noisy_tone(0.6)
     proc = BufferedProcessor(bi_model)
     for part in chunk(signal, [320]):
-        assert len(proc.accept(part)) == 0
+        assert len(proc.accept(part, sample_rate=16000)) == 0
     out = proc.finish()
     assert out.start_frame == 0
     assert np.abs(out.values - offline(bi_model, signal)).max() < 1e-5
@@ -124,8 +124,8 @@ def test_buffered_processor_returns_nothing_until_the_utterance_ends(bi_model):
 def test_session_rejects_bad_chunks_without_losing_state(uni_model):
     session = Session(uni_model)
     signal = noisy_tone(0.3)
-    first = session.accept(signal[:1600])
+    first = session.accept(signal[:1600], sample_rate=16000)
     with pytest.raises(ValueError, match="NaN"):
-        session.accept(np.full(100, np.nan, np.float32))
-    rest = [session.accept(signal[1600:]), session.finish()]
+        session.accept(np.full(100, np.nan, np.float32), sample_rate=16000)
+    rest = [session.accept(signal[1600:], sample_rate=16000), session.finish()]
     assert np.abs(FrameOutputs.concat([first, *rest]).values - offline(uni_model, signal)).max() < 1e-5

@@ -1,7 +1,9 @@
 """Latency of VAD models, measured through the real streaming path, chunk by chunk.
 
 Times are seconds of *stream time* (audio fed so far, as a microphone would deliver it)
-unless named ``wall``. Dimension legend: N samples (16 kHz), T frames (10 ms).
+unless named ``wall``. Dimension legend: N samples, T frames. Sample rates and the frame grid
+come from the model's :class:`~streamseq.features.FeatureConfig` (16 kHz and 10 ms for the
+shipped models); labels have one value per model frame.
 
 Data flow::
 
@@ -11,7 +13,7 @@ Data flow::
                                             decision times; onset/offset/final delays)
       -> summarize(label, measurements)     LatencyRow (one line of the report)
 
-Anything with ``accept(samples, sample_rate) -> FrameOutputs`` and ``finish() -> FrameOutputs``
+Anything with ``accept(samples, sample_rate=...) -> FrameOutputs`` and ``finish() -> FrameOutputs``
 plugs in; :class:`ReferenceProcessor` is such a stand-in whose delay is known exactly.
 
 Delays (decision time minus reference boundary, per reference speech segment matched to a
@@ -35,22 +37,23 @@ from typing import Protocol, Union
 
 import numpy as np
 
+from streamseq.audio.convert import validate_sample_rate
+from streamseq.features.config import FeatureConfig
 from streamseq.models.checkpoint import load_model, pretrained_path, resolve_checkpoint
 from streamseq.models.gru import FrameModel
 from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session
 from streamseq.tasks.vad.metrics import frame_metrics, roc_auc, segment_boundary_errors
 from streamseq.tasks.vad.postprocess import Segment, SegmenterConfig, SegmentEvent, Segmenter, segments_from_probs
 
-SAMPLE_RATE = 16000
 ORACLE = "oracle (labels)"  # label of the ReferenceProcessor row (the Segmenter's delay floor)
 DEFAULT_MODELS = ("vad-uni", "vad-uni-d5", "vad-uni-d10", "vad-uni-d20", "vad-uni-d50", "vad-bi")
-Clip = tuple[np.ndarray, np.ndarray, dict]  # (audio (N,) at 16 kHz, labels (T,), meta)
+Clip = tuple[np.ndarray, np.ndarray, dict]  # (audio (N,), labels (T,) one per model frame, meta)
 
 
 class StreamProcessor(Protocol):
     """What the measurement needs: the per-stream interface of Session and BufferedProcessor."""
 
-    def accept(self, samples: np.ndarray, sample_rate: int = 16000) -> FrameOutputs: ...
+    def accept(self, samples: np.ndarray, *, sample_rate: int) -> FrameOutputs: ...
 
     def finish(self) -> FrameOutputs: ...
 
@@ -113,8 +116,8 @@ def processor_for(model: FrameModel) -> StreamProcessor:
 class Arrival:
     """Outputs returned by one ``accept`` (or the final ``finish``) call.
 
-    time_s: stream time when they came back (samples fed so far / 16 kHz); wall_s: wall-clock
-    seconds the call took.
+    time_s: stream time when they came back (samples fed so far / sample rate); wall_s:
+    wall-clock seconds the call took.
     """
 
     time_s: float
@@ -123,9 +126,10 @@ class Arrival:
     final: bool = False
 
 
-def stream_arrivals(processor: StreamProcessor, audio: np.ndarray, chunk_ms: float = 32.0,
-                    sample_rate: int = SAMPLE_RATE) -> list[Arrival]:
-    """Feed ``audio (N,)`` in chunks of ``chunk_ms`` like a microphone, then finish the stream."""
+def stream_arrivals(processor: StreamProcessor, audio: np.ndarray, chunk_ms: float = 32.0, *,
+                    sample_rate: int) -> list[Arrival]:
+    """Feed ``audio (N,)`` at ``sample_rate`` Hz in chunks of ``chunk_ms`` like a microphone, then finish."""
+    sample_rate = validate_sample_rate(sample_rate)
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1:
         raise ValueError(f"expected mono audio of shape (N,), received shape {audio.shape}")
@@ -135,7 +139,7 @@ def stream_arrivals(processor: StreamProcessor, audio: np.ndarray, chunk_ms: flo
     arrivals = []
     for start in range(0, audio.size, step):
         t0 = time.perf_counter()
-        out = processor.accept(audio[start : start + step], sample_rate)
+        out = processor.accept(audio[start : start + step], sample_rate=sample_rate)
         arrivals.append(Arrival(min(start + step, audio.size) / sample_rate, out, time.perf_counter() - t0))
     t0 = time.perf_counter()
     out = processor.finish()
@@ -154,16 +158,18 @@ class ReferenceProcessor:
     ``shift`` frames: the stand-in *detects* everything that late (its values are wrong by
     ``shift``). ``delay`` frames: output delay like a uni model's lookahead (frame t comes back
     once frames up to ``t + delay`` have arrived; the rest at ``finish``). ``buffered``: like a
-    BufferedProcessor, nothing before ``finish``. Frames follow the causal 10 ms grid of the
-    frontend: frame t is complete once ``160 (t + 1)`` samples have arrived.
+    BufferedProcessor, nothing before ``finish``. Frames follow the causal grid of a frontend
+    with ``features`` (the model's FeatureConfig): audio at ``features.sample_rate``, frame t
+    complete once ``hop_length * (t + 1)`` samples have arrived.
     """
 
     def __init__(self, labels: np.ndarray, shift: int = 0, delay: int = 0, buffered: bool = False,
-                 hop: int = 160) -> None:
+                 features: FeatureConfig = FeatureConfig()) -> None:
         if shift < 0 or delay < 0:
             raise ValueError(f"expected shift >= 0 and delay >= 0 frames, received {shift}, {delay}")
         self.labels = np.asarray(labels, dtype=np.float32)
-        self.shift, self.delay, self.buffered, self.hop = shift, delay, buffered, hop
+        self.shift, self.delay, self.buffered, self.features = shift, delay, buffered, features
+        self.hop = features.hop_length
         self.reset()
 
     def reset(self) -> None:
@@ -173,13 +179,14 @@ class ReferenceProcessor:
         frames = np.arange(self.emitted, max(self.emitted, upto)) - self.shift
         ok = (frames >= 0) & (frames < self.labels.size)
         values = np.where(ok, self.labels[np.clip(frames, 0, max(self.labels.size - 1, 0))], 0.0)
-        out = FrameOutputs(self.emitted, values.astype(np.float32)[:, None], self.hop / SAMPLE_RATE)
+        out = FrameOutputs(self.emitted, values.astype(np.float32)[:, None], self.features.frame_shift_s)
         self.emitted += len(out)
         return out
 
-    def accept(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> FrameOutputs:
-        if sample_rate != SAMPLE_RATE:
-            raise ValueError(f"ReferenceProcessor expects {SAMPLE_RATE} Hz audio, received {sample_rate} Hz")
+    def accept(self, samples: np.ndarray, *, sample_rate: int) -> FrameOutputs:
+        if sample_rate != self.features.sample_rate:
+            raise ValueError(f"ReferenceProcessor expects {self.features.sample_rate} Hz audio (its features' "
+                             f"rate), received {sample_rate} Hz")
         self.samples += len(samples)
         return self._emit(0 if self.buffered else self.samples // self.hop - self.delay)
 
@@ -226,9 +233,14 @@ def reference_segments(labels: np.ndarray, config: SegmenterConfig = SegmenterCo
 
 def measure_clip(arrivals: Sequence[Arrival], labels: np.ndarray,
                  config: SegmenterConfig = SegmenterConfig()) -> ClipMeasurement:
-    """Run the one incremental Segmenter over the arrivals; time and match its events."""
+    """Run the one incremental Segmenter over the arrivals; time and match its events.
+
+    The Segmenter (and the reference) run on the outputs' frame grid: ``config.frame_shift_s``
+    is replaced by the outputs' ``frame_shift_s``.
+    """
     if not arrivals:
         raise ValueError("expected at least the final arrival (from finish())")
+    config = replace(config, frame_shift_s=arrivals[-1].outputs.frame_shift_s)
     probs = np.concatenate([a.outputs.values[:, 0] for a in arrivals]).astype(np.float64)
     arrival_s = np.concatenate([np.full(len(a.outputs), a.time_s) for a in arrivals])
     labels = np.asarray(labels)
@@ -260,15 +272,22 @@ def measure_clip(arrivals: Sequence[Arrival], labels: np.ndarray,
 
 
 def measure(source: ProcessorSource, clips: Sequence[Clip], chunk_ms: float = 32.0,
-            config: SegmenterConfig = SegmenterConfig()) -> list[ClipMeasurement]:
+            config: SegmenterConfig = SegmenterConfig(), sample_rate: int | None = None) -> list[ClipMeasurement]:
     """Measure every clip. ``source``: a model (its real streaming path), a processor (reused:
-    ``finish`` starts a new stream) or a callable building one from each clip's labels."""
+    ``finish`` starts a new stream) or a callable building one from each clip's labels.
+
+    ``sample_rate``: of the clips' audio; default: the model's ``feature_config.sample_rate``
+    (a corpus made for it), or that of ``FeatureConfig()`` for the other sources.
+    """
     if isinstance(source, FrameModel):
+        sample_rate = sample_rate or source.feature_config.sample_rate
         source = processor_for(source)
+    rate = sample_rate or FeatureConfig().sample_rate
     results = []
     for audio, labels, _ in clips:
         processor = source if hasattr(source, "accept") else source(labels)
-        results.append(measure_clip(stream_arrivals(processor, audio, chunk_ms), labels, config))
+        arrivals = stream_arrivals(processor, audio, chunk_ms, sample_rate=rate)
+        results.append(measure_clip(arrivals, labels, config))
     return results
 
 
@@ -329,7 +348,8 @@ def summarize(model: str, measurements: Sequence[ClipMeasurement], labels: Seque
 
 def warm_up(model: FrameModel, seconds: float = 1.0) -> None:
     """One short stream so that one-off allocations do not land in the first clip's timings."""
-    stream_arrivals(processor_for(model), np.zeros(int(seconds * SAMPLE_RATE), np.float32))
+    rate = model.feature_config.sample_rate
+    stream_arrivals(processor_for(model), np.zeros(int(seconds * rate), np.float32), sample_rate=rate)
 
 
 TABLE_HEADER = ["model", "lookahead", "onset delay p50 / p90", "offset delay p50 / p90",

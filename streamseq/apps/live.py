@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from streamseq.audio.convert import to_mono_float32, validate_sample_rate
 from streamseq.audio.source import FileSource, MicrophoneSource
 from streamseq.models.gru import FrameModel
 from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session
@@ -224,11 +225,17 @@ class LivePipeline:
         return (self.samples - self._open.origin_sample) / self.sample_rate
 
     def accept(self, block: np.ndarray, sample_rate: int) -> list[LiveEvent]:
-        """Process one ``(n, C)`` (or ``(n,)``) float32 block; return its events, the BlockUpdate last."""
+        """Process one ``(n, C)`` (or ``(n,)``) float32 block; return its events, the BlockUpdate last.
+
+        A block or rate the frontend rejects (NaN samples, a bad shape or dtype, a NaN rate) raises
+        ValueError before anything changes, so the stream can still be finished with what came before.
+        """
         if self._finished:
             raise RuntimeError("this LivePipeline has finished; create a new one for a new stream")
+        block = to_mono_float32(block, what="audio block")  # (n,)
+        sample_rate = validate_sample_rate(sample_rate)
         if self.sample_rate is None:
-            self.sample_rate = int(sample_rate)
+            self.sample_rate = sample_rate
         elif sample_rate != self.sample_rate:
             raise ValueError(f"the stream started at {self.sample_rate} Hz but a block came at {sample_rate} Hz")
         t0 = time.perf_counter()
@@ -242,8 +249,8 @@ class LivePipeline:
         while self._history[0][0] + len(self._history[0][1]) < keep_from:
             self._history.popleft()
         if self._open is not None and self._open.bi is not None:
-            self._open.bi.accept(block, self.sample_rate)
-        out = self.session.accept(block, self.sample_rate)
+            self._open.bi.accept(block, sample_rate=self.sample_rate)
+        out = self.session.accept(block, sample_rate=self.sample_rate)
         return self._consume(out, self.segmenter.push(out.values[:, 0]), t0)
 
     def finish(self) -> list[LiveEvent]:
@@ -312,7 +319,7 @@ class LivePipeline:
         for first, block in self._history:
             part = block[max(0, origin - first):]
             if len(part):
-                bi.accept(part, self.sample_rate)
+                bi.accept(part, sample_rate=self.sample_rate)
         return bi, origin
 
     def _bi_decide(self, opened: _Open, seg: UniSegment) -> BiDecision:
@@ -347,11 +354,23 @@ class LivePipeline:
     ) -> LiveSummary:
         """Read ``source`` until it ends, ``duration_s`` stream seconds, or :meth:`stop`; then finish.
 
-        The source must be started. ``on_event`` gets every event on this thread.
+        The source must be started. ``on_event`` gets every event on this thread. When reading or
+        processing a block fails (a decoder error, NaN samples), the stream is finished all the
+        same, so what came before stays in :meth:`summary` and :meth:`to_dict`; then the error is raised.
         """
         emit = on_event or (lambda e: None)
         if self._started is None:
             self._started = time.monotonic()
+        try:
+            self._read(source, duration_s, emit, poll_s)
+        finally:
+            for event in self.finish():
+                emit(event)
+        return self.summary()
+
+    def _read(self, source: Source, duration_s: float | None, emit: Callable[[LiveEvent], None],
+              poll_s: float) -> None:
+        """Feed ``source``'s blocks to :meth:`accept` until it ends, ``duration_s`` or :meth:`stop`."""
         limit = None if duration_s is None else round(duration_s * source.sample_rate)
         while not self._stop.is_set() and (limit is None or self.samples < limit):
             block = source.read(timeout=poll_s)
@@ -364,9 +383,6 @@ class LivePipeline:
                 block = block[: limit - self.samples]
             for event in self.accept(block, source.sample_rate):
                 emit(event)
-        for event in self.finish():
-            emit(event)
-        return self.summary()
 
     def start(self, source: Source, **kwargs: Any) -> threading.Thread:
         """:meth:`run` on a new processing thread; :meth:`join` re-raises its error."""

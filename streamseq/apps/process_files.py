@@ -14,6 +14,11 @@ model keeps the log-mel frames of one window (16 KB per second at 40 bins: ~1 MB
 Inputs are files, folders (searched recursively for audio extensions, hidden names skipped)
 and glob patterns. Each input gets a path relative to the folder (or glob base) it was found
 under; with an output folder its results go to that relative path, extension per format.
+
+Every output file gets a record beside it (``.<name>.settings.json``: :func:`run_settings` and
+the output format), written after the output itself and removed before it is replaced. An
+output counts as done only when its record matches the current run, so a run interrupted at
+any point, or run with other settings on some files only, never passes for finished.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from streamseq.models.gru import FrameModel
 from streamseq.streaming import FrameOutputs, Session
 from streamseq.tasks.vad.postprocess import Segment, Segmenter, SegmenterConfig, SegmentEvent
 
-MANIFEST = ".streamseq-process.json"  # settings of the run that wrote an output folder
+MANIFEST = ".streamseq-process.json"  # settings the output folder is being filled with (see check_outputs)
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -126,8 +131,8 @@ class FileResult:
     sample_rate: int
     model: str
     segments: list[Segment]
+    frame_shift_s: float  # of the model's FeatureConfig
     probs: np.ndarray | None = None
-    frame_shift_s: float = 0.01
 
     @property
     def speech_s(self) -> float:
@@ -190,7 +195,7 @@ def process_file(
         collect(segmenter.push(p))
 
     for block in iter_blocks(path, options.block_s, options.channel, info=info):  # (n, C)
-        consume(processor.accept(block, info.sample_rate))
+        consume(processor.accept(block, sample_rate=info.sample_rate))
         samples += block.shape[0]
         if on_progress is not None:
             on_progress(block.shape[0] / info.sample_rate)
@@ -198,31 +203,64 @@ def process_file(
     collect(segmenter.flush())
     return FileResult(
         str(path), samples / info.sample_rate, info.sample_rate, options.model, segments,
-        np.concatenate(probs) if keep_probs else None, model.feature_config.frame_shift_s,
+        model.feature_config.frame_shift_s, np.concatenate(probs) if keep_probs else None,
     )
 
 
 # ---------------------------------------------------------------------------- outputs
 @dataclass(frozen=True)
 class OutputPlan:
-    """Where results go: ``out_dir`` None means the caller prints them (stdout)."""
+    """Where results go: ``out_dir`` None means the caller prints them (stdout).
+
+    ``settings`` (:func:`run_settings`) goes into the record written beside every output.
+    """
 
     out_dir: Path | None = None
     fmt: str = "json"
     frames: str | None = None  # "npy" | "csv" | None
+    settings: dict = field(default_factory=dict)
 
     def paths(self, item: InputFile) -> list[Path]:
-        """Output files of ``item``; the last (the result) is written last, marking completion."""
+        """Output files of ``item``: the per-frame probabilities (if asked), then the result."""
         assert self.out_dir is not None
         base = self.out_dir / item.rel
         frames = [base.with_suffix(FRAME_EXTENSIONS[self.frames])] if self.frames else []
         return frames + [base.with_suffix(EXTENSIONS[self.fmt])]
 
+    def records(self, item: InputFile) -> list[tuple[Path, dict]]:
+        """Each output of ``item`` with the record it carries once this plan has written it."""
+        kinds = ([f"frames {self.frames}"] if self.frames else []) + [self.fmt]
+        return [(path, self.settings | {"output": kind}) for path, kind in zip(self.paths(item), kinds)]
+
     def write(self, item: InputFile, result: FileResult) -> None:
-        *frames, main = self.paths(item)
+        """Write the outputs of ``item``, each followed by its record (:func:`record_path`)."""
+        *frames, (main, record) = self.records(item)
         if frames and result.probs is not None:
-            write_frames(frames[0], result.probs, self.frames or "npy", result.frame_shift_s)
-        write_text(main, render(result.to_dict(), self.fmt))
+            path, frames_record = frames[0]
+            probs, fmt = result.probs, self.frames or "npy"
+            _write_recorded(path, frames_record, lambda: write_frames(path, probs, fmt, result.frame_shift_s))
+        _write_recorded(main, record, lambda: write_text(main, render(result.to_dict(), self.fmt)))
+
+
+def record_path(output: Path) -> Path:
+    """The record beside ``output``: the settings it was made with (hidden, like the temporary files)."""
+    return output.with_name(f".{output.name}.settings.json")
+
+
+def read_record(output: Path) -> dict | None:
+    """The record of ``output``, or None when it has none (never finished, or written before records)."""
+    try:
+        return json.loads(record_path(output).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_recorded(output: Path, record: dict, write: Callable[[], None]) -> None:
+    """Call ``write()`` (which writes ``output`` atomically), then record it. From the first step
+    until the last, ``output`` has no record: interrupted anywhere, it counts as not done."""
+    record_path(output).unlink(missing_ok=True)
+    write()
+    write_text(record_path(output), json.dumps(record) + "\n")
 
 
 def model_fingerprint(model: FrameModel) -> str:
@@ -235,7 +273,7 @@ def model_fingerprint(model: FrameModel) -> str:
 
 
 def run_settings(model: FrameModel, options: ProcessOptions) -> dict:
-    """What determines the results (recorded in the output folder's manifest)."""
+    """What determines the results (recorded beside each output, and in the folder's manifest)."""
     settings: dict[str, object] = {"model_sha256": model_fingerprint(model),
                 "channel": options.channel, "segmenter": asdict(options.segmenter)}
     if not getattr(model, "streaming", False):
@@ -245,9 +283,9 @@ def run_settings(model: FrameModel, options: ProcessOptions) -> dict:
 
 @dataclass
 class OutputCheck:
-    """``todo``: to process; ``skipped``: outputs complete from a run with these settings;
-    ``conflicts``: existing outputs this run would overwrite; ``changed``: manifest keys that
-    differ from this run's settings."""
+    """``todo``: to process; ``skipped``: every output recorded as made with these settings;
+    ``conflicts``: outputs of other settings this run would overwrite; ``changed``: manifest
+    keys that differ from this run's settings."""
 
     todo: list[InputFile] = field(default_factory=list)
     skipped: list[InputFile] = field(default_factory=list)
@@ -255,41 +293,44 @@ class OutputCheck:
     changed: list[str] = field(default_factory=list)
 
 
-def check_outputs(items: list[InputFile], plan: OutputPlan, settings: dict, force: bool) -> OutputCheck:
+def check_outputs(items: list[InputFile], plan: OutputPlan, force: bool) -> OutputCheck:
     """Decide what to do with existing outputs before anything is written.
 
-    Outputs are written atomically, so one that exists is complete. Without ``force``: a file
-    whose outputs all exist is skipped if the folder's manifest has the same settings (a rerun
-    or a resumed run); any other existing output is a conflict. A manifest with other settings
-    (``changed``) means the folder belongs to another configuration: callers should refuse
-    to write there without ``force``, so one folder never mixes settings. With ``force``
-    everything is processed again.
+    An output is *current* when its record matches this run (``plan.records``); any other
+    existing output is *stale* (made with other settings or format, or never finished). An item
+    whose outputs are all current is skipped. Stale outputs are redone when the folder's
+    manifest has this run's settings (the folder was claimed for them, e.g. by an interrupted
+    ``--force`` run); otherwise they are conflicts, and a manifest with other settings is
+    ``changed``: callers should refuse to write without ``force``, so one folder is filled
+    with one configuration. With ``force`` everything is processed again.
     """
     if plan.out_dir is None:
         raise ValueError("check_outputs needs an output folder (plan.out_dir)")
     check = OutputCheck()
     try:
-        previous = json.loads((plan.out_dir / MANIFEST).read_text())
+        claimed = json.loads((plan.out_dir / MANIFEST).read_text())
     except (OSError, ValueError):
-        previous = None
-    if previous is not None and previous != settings:
-        check.changed = sorted(k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k))
-    same = previous == settings
+        claimed = None
+    if claimed is not None and claimed != plan.settings:
+        check.changed = sorted(k for k in plan.settings.keys() | claimed.keys()
+                               if plan.settings.get(k) != claimed.get(k))
     for item in items:
-        paths = plan.paths(item)
-        existing = [p for p in paths if p.exists()]
-        if force or not existing:
+        outputs = plan.records(item)
+        current = [path for path, record in outputs if path.exists() and read_record(path) == record]
+        stale = [path for path, _ in outputs if path.exists() and path not in current]
+        if force:
             check.todo.append(item)
-        elif same and len(existing) == len(paths):
+        elif len(current) == len(outputs):
             check.skipped.append(item)
-        elif same:
-            check.todo.append(item)  # interrupted between its outputs: redo, same settings
+        elif stale and claimed != plan.settings:
+            check.conflicts += stale
         else:
-            check.conflicts += existing
+            check.todo.append(item)  # outputs missing, or stale in a folder claimed for these settings
     return check
 
 
 def write_manifest(out_dir: Path, settings: dict) -> None:
+    """Claim ``out_dir`` for ``settings`` (before processing; what each output holds is in its record)."""
     write_text(out_dir / MANIFEST, json.dumps(settings, indent=1) + "\n")
 
 

@@ -5,7 +5,8 @@ A bidirectional model needs its whole input before it can emit anything, so
 16 KB per second at 40 mel bins, 115 MB for two hours -- plus the GRU's activations, several
 times that. :class:`WindowedProcessor` bounds this by running the model over windows.
 
-Windows (times in 10 ms frames; W = window, X = context, S = W - 2X the stride)::
+Windows (times in frames of the model's hop, 10 ms for the shipped models; W = window,
+X = context, S = W - 2X the stride)::
 
     features   |---------------------------------------------------------------->
     window 0   [ core 0 (S)        | X ]
@@ -101,9 +102,9 @@ class WindowedProcessor:
             return FrameOutputs.concat(parts)
         return FrameOutputs.empty(self._next, self.model.config.n_outputs, self.frame_shift_s)
 
-    def accept(self, samples: np.ndarray | torch.Tensor, sample_rate: int = 16000) -> FrameOutputs:
-        """Feed ``(n,)`` or ``(n, channels)`` samples; return the outputs of completed cores."""
-        self._frames = torch.cat([self._frames, self.frontend.accept(samples, sample_rate)])
+    def accept(self, samples: np.ndarray | torch.Tensor, *, sample_rate: int) -> FrameOutputs:
+        """Feed ``(n,)`` or ``(n, channels)`` samples at ``sample_rate`` Hz; return completed cores' outputs."""
+        self._frames = torch.cat([self._frames, self.frontend.accept(samples, sample_rate=sample_rate)])
         return self._drain(final=False)
 
     def finish(self) -> FrameOutputs:

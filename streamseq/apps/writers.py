@@ -1,4 +1,4 @@
-"""Output formats for VAD results, and atomic file writing.
+"""Output formats for VAD results, atomic file writing, and checks that outputs can be written.
 
 Every renderer takes the result dictionary of one file (the JSON format itself)::
 
@@ -15,13 +15,17 @@ import csv
 import io
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
-__all__ = ["EXTENSIONS", "FRAME_EXTENSIONS", "MULTI_FILE_FORMATS", "atomic_write", "render", "write_frames"]
+__all__ = [
+    "EXTENSIONS", "FRAME_EXTENSIONS", "MULTI_FILE_FORMATS", "atomic_write", "check_output_dir", "check_output_file",
+    "render", "write_frames",
+]
 
 EXTENSIONS = {"json": ".json", "csv": ".csv", "rttm": ".rttm", "audacity": ".txt", "srt": ".srt", "table": ".txt"}
 FRAME_EXTENSIONS = {"npy": ".frames.npy", "csv": ".frames.csv"}
@@ -102,6 +106,37 @@ def render(result: dict, fmt: str, *, first: bool = True, many: bool = False) ->
     if fmt not in _RENDERERS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(_RENDERERS)}")
     return _RENDERERS[fmt](result, first=first, many=many)
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why files cannot be created in ``folder`` or the folders it would be created in; None if they can.
+
+    Nothing is left behind: the nearest existing folder on the way is probed with a temporary file."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path.cwd())
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as exc:
+        return f"cannot write in {existing} ({exc.strerror or exc})"
+    return None
+
+
+def check_output_dir(path: Path, what: str = "output folder") -> None:
+    """Raise ValueError, naming ``what`` and ``path``, unless outputs can be written under folder ``path``
+    (created if missing). Meant for the start of a run, before any work that the error would waste."""
+    if problem := _unwritable(path):
+        raise ValueError(f"{what} {path}: {problem}; give a folder you can write to")
+
+
+def check_output_file(path: Path, what: str = "output file") -> None:
+    """Raise ValueError, naming ``what`` and ``path``, unless file ``path`` can be created or replaced
+    in its existing folder. Meant for the start of a run, like :func:`check_output_dir`."""
+    problem = "it is a folder" if path.is_dir() else _unwritable(path.parent)
+    if problem is None and not path.parent.is_dir():
+        problem = f"folder {path.parent} does not exist"
+    if problem:
+        raise ValueError(f"{what} {path}: {problem}; give a file path you can write to")
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:

@@ -1,8 +1,9 @@
 """Validation and conversion of raw sample arrays at the library boundary.
 
 Samples enter streamseq as ``(N,)`` mono or ``(N, C)`` channels-last arrays (the layout
-soundfile and sounddevice use). Everything is checked here once, so the layers above can
-assume finite float32 mono.
+soundfile and sounddevice use; ``(C, N)`` when the caller says ``channels_first=True``), at
+:data:`MIN_SAMPLE_RATE` to :data:`MAX_SAMPLE_RATE` Hz. Everything is checked here once, so the
+layers above can assume finite float32 mono.
 """
 
 from __future__ import annotations
@@ -13,28 +14,59 @@ import numpy as np
 import torch
 
 MAX_CHANNELS = 64
+MAX_UNLABELLED_CHANNELS = 8  # more columns than rows and than this: (C, N) or (N, C) must be said
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4000, 384000
+FLOAT_SCALE_LIMIT = 2.0  # float samples beyond +-2 are PCM integers stored as floats, not [-1, 1] audio
 _INT_SCALES = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
 
 
 def validate_sample_rate(sample_rate: object, *, what: str = "sample_rate") -> int:
-    """Return ``sample_rate`` as a positive ``int`` or raise ``ValueError``."""
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer, float)):
-        raise ValueError(f"{what} must be a positive integer in Hz; received {sample_rate!r}")
-    if float(sample_rate) != int(sample_rate) or int(sample_rate) <= 0:
-        raise ValueError(f"{what} must be a positive integer in Hz; received {sample_rate!r}")
-    return int(sample_rate)
+    """Return ``sample_rate`` as an ``int`` in ``[MIN_SAMPLE_RATE, MAX_SAMPLE_RATE]`` or raise ``ValueError``."""
+    rate = sample_rate
+    if isinstance(rate, (float, np.floating)) and rate.is_integer():  # 16000.0; not NaN, inf or 16000.5
+        rate = int(rate)
+    whole = isinstance(rate, (int, np.integer)) and not isinstance(rate, bool)
+    if not whole or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise ValueError(
+            f"{what} must be a whole number of Hz from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE}; "
+            f"received {sample_rate!r}"
+        )
+    return int(rate)
 
 
-def to_mono_float32(samples: np.ndarray | torch.Tensor, *, what: str = "samples") -> np.ndarray:
+def looks_int16_scaled(mono: np.ndarray) -> bool:
+    """Whether float samples go beyond ``+-FLOAT_SCALE_LIMIT``: PCM values never divided by 32768."""
+    return mono.size > 0 and float(np.abs(mono).max()) > FLOAT_SCALE_LIMIT
+
+
+def _channels_last(samples: np.ndarray, channels_first: bool | None, what: str) -> np.ndarray:
+    """A 2-D chunk as ``(N, C)``; a layout that could be either reading must be named."""
+    if channels_first:
+        return samples.T
+    rows, cols = samples.shape
+    if channels_first is None and cols > rows and cols > MAX_UNLABELLED_CHANNELS:
+        raise ValueError(
+            f"{what} has shape {samples.shape}: as (samples, channels) that is {rows} samples of {cols} "
+            f"channels; as (channels, samples), {cols} samples of {rows} channels. Pass "
+            "channels_first=True for (channels, samples) or channels_first=False for (samples, channels)."
+        )
+    return samples
+
+
+def to_mono_float32(
+    samples: np.ndarray | torch.Tensor, *, channels_first: bool | None = None, what: str = "samples"
+) -> np.ndarray:
     """Validate ``samples`` and return them as a finite float32 mono ``(N,)`` array.
 
     Accepts float16/32/64 in [-1, 1] (not enforced) and int16/int32 PCM (scaled to [-1, 1)).
-    ``(N, C)`` input is downmixed by averaging the channels.
+    2-D input is ``(N, C)``, or ``(C, N)`` with ``channels_first=True``, and is downmixed by
+    averaging the channels. With ``channels_first=None`` (the default) a 2-D chunk with more
+    columns than rows and than :data:`MAX_UNLABELLED_CHANNELS` is refused as ambiguous.
 
     Raises:
-        ValueError: empty input, more than two dimensions, an unsupported dtype, a layout that
-            looks channels-first, or NaN/inf samples. The message names what was expected and
-            what was received.
+        ValueError: empty input, more than two dimensions, an unsupported dtype, an ambiguous
+            layout or more than :data:`MAX_CHANNELS` channels, or NaN/inf samples. The message
+            names what was expected and what was received.
     """
     if isinstance(samples, torch.Tensor):
         samples = samples.detach().cpu().numpy()
@@ -49,11 +81,14 @@ def to_mono_float32(samples: np.ndarray | torch.Tensor, *, what: str = "samples"
         )
     if samples.size == 0:
         raise ValueError(f"{what} is empty (shape {samples.shape}); expected at least one sample")
-    if samples.ndim == 2 and samples.shape[1] > MAX_CHANNELS:
-        raise ValueError(
-            f"{what} has shape {samples.shape}: expected (samples, channels) with at most "
-            f"{MAX_CHANNELS} channels. Did you pass (channels, samples)? Transpose it."
-        )
+    if samples.ndim == 2:
+        samples = _channels_last(samples, channels_first, what)
+        if samples.shape[1] > MAX_CHANNELS:
+            raise ValueError(
+                f"{what} has {samples.shape[1]} channels (shape {samples.shape} read as (samples, channels)); "
+                f"expected at most {MAX_CHANNELS}. Did you mean the other layout? Pass channels_first="
+                f"{not channels_first}."
+            )
     dtype = samples.dtype
     if dtype in _INT_SCALES:
         samples = samples.astype(np.float32) / _INT_SCALES[dtype]

@@ -26,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streamseq.models import CheckpointError, load_model
+    from streamseq.apps.writers import check_output_dir
+    from streamseq.models import load_model
     from streamseq.models.export import FORMATS, export
 
     targets = [args.out / FORMATS[f] for f in args.format] + [args.out / "export.json"]
@@ -35,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {', '.join(existing)} already exist(s); pass --force to overwrite", file=sys.stderr)
         return 1
     try:
+        check_output_dir(args.out, "--out")
         model = load_model(args.model)
-    except CheckpointError as exc:
+    except ValueError as exc:  # CheckpointError included
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not model.streaming:
@@ -47,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
         paths = export(model, args.out, tuple(args.format))
     except ModuleNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: cannot write in --out {args.out} ({exc.strerror or exc}); give a folder you can write to",
+              file=sys.stderr)
         return 1
     checks = json.loads(paths["meta"].read_text())["max_abs_diff_vs_eager"]
     for fmt in args.format:

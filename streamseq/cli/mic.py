@@ -2,17 +2,35 @@
 
 The streaming uni model answers every block; the bidirectional model buffers each utterance
 and answers once the uni model has decided that it ended. See :mod:`streamseq.apps.live`.
+
+What can be checked before the stream starts is checked then: the --input file (as strictly
+as ``streamseq process`` checks it), the models, the device, and that --json, --screen and
+--record can be written. Exit status: 0 the stream ended (or Ctrl-C); 1 it failed part-way (a decoder
+error, NaN samples), after the summary and --json of the audio before that point; 2 bad
+arguments or setup.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import queue
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds; received {text!r}")
+    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--block-ms", type=float, default=50.0, metavar="MS", help="block size (default: %(default)s)")
     src.add_argument("--queue-blocks", type=int, default=64, metavar="N",
                      help="blocks the audio thread may queue before it drops (default: %(default)s)")
-    src.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of stream time")
+    src.add_argument("--duration", type=_seconds, metavar="S", help="stop after S seconds of stream time")
     src.add_argument("--record", type=Path, metavar="FILE", help="write the processed audio to this WAV file")
     mod = p.add_argument_group("models")
     mod.add_argument("--model-uni", default="vad-uni", metavar="M", help="streaming model (default: %(default)s)")
@@ -44,9 +62,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _fail(message: str) -> int:
-    print(f"streamseq mic: {message}", file=sys.stderr)
-    return 2
+def _fail(message: str, code: int = 2) -> int:
+    print(f"streamseq mic: error: {message}", file=sys.stderr)
+    return code
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Raise ValueError (naming the path) for an --input that `streamseq process` would reject, or an
+    output that could not be written at the end of the run."""
+    from streamseq.apps.writers import check_output_file
+    from streamseq.audio.io import read_info
+
+    for option in ("json", "screen", "record"):
+        if (path := getattr(args, option)) is not None:
+            check_output_file(path, f"--{option}")
+    if args.input is not None:
+        read_info(args.input)  # missing, empty, not audio, or a WAV shorter than its header says
+
+
+def _stream_error(exc: Exception) -> str:
+    """Why a stream stopped part-way, in the words `streamseq process` uses for the same file."""
+    import soundfile as sf
+
+    if isinstance(exc, sf.LibsndfileError):
+        return f"decoding failed ({exc.error_string.removeprefix('Error : ').rstrip('.')}): truncated or corrupt file"
+    return str(exc)
 
 
 def _device_name(spec: str | None) -> str:
@@ -70,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         if args.list_devices:
             print(describe_input_devices())
             return 0
+        _check_paths(args)
         torch.set_num_threads(args.threads)
         uni = load_model(args.model_uni)
         bi = None if args.no_bi else load_model(args.model_bi)
@@ -87,21 +128,38 @@ def run(args: argparse.Namespace) -> int:
     try:
         title = (f"streamseq mic · {name} · {source.sample_rate} Hz · {args.block_ms:g} ms blocks · "
                  f"uni {Path(args.model_uni).stem}" + ("" if bi is None else f" · bi {Path(args.model_bi).stem}"))
-        screen = _drive(args, pipeline, source, title)
+        screen, failure = _drive(args, pipeline, source, title)
     finally:
         source.stop()
-    if args.json is not None:
-        args.json.write_text(json.dumps({"source": name, "models": {"uni": args.model_uni, "bi": None if bi is None
-                                         else args.model_bi}} | pipeline.to_dict(), indent=1) + "\n")
-    if args.screen is not None and screen is not None:
-        args.screen.write_text(screen)
-    return 0
+    return _save(args, pipeline, name, screen, failure)
 
 
-def _drive(args: argparse.Namespace, pipeline: Any, source: Any, title: str) -> str | None:
+def _save(args: argparse.Namespace, pipeline: Any, name: str, screen: str | None, failure: Exception | None) -> int:
+    """Write --json and --screen (also after a failure: they cover the audio before it); the exit status."""
+    from streamseq.apps.writers import write_text
+
+    error = None
+    if failure is not None:
+        what = "the summary and --json cover" if args.json is not None else "the summary covers"
+        error = (f"{args.input or name}: stopped at {pipeline.stream_s:.2f} s: {_stream_error(failure)}; "
+                 f"{what} the audio before that point")
+    models = {"uni": args.model_uni, "bi": None if args.no_bi else args.model_bi}
+    try:
+        if args.json is not None:
+            write_text(args.json, json.dumps({"source": name, "models": models, "error": error} | pipeline.to_dict(),
+                                             indent=1) + "\n")
+        if args.screen is not None and screen is not None:
+            write_text(args.screen, screen)
+    except OSError as exc:
+        return _fail(f"cannot write {exc.filename}: {exc.strerror or exc}", 1)
+    return 0 if error is None else _fail(error, 1)
+
+
+def _drive(args: argparse.Namespace, pipeline: Any, source: Any, title: str) -> tuple[str | None, Exception | None]:
     """Run the pipeline on its processing thread; show its events here until it ends or Ctrl-C.
 
-    Returns the final screen as text when ``--screen`` asks for it."""
+    Returns the final screen as text when ``--screen`` asks for it, and the error that ended
+    the stream part-way (None if it ended normally); the pipeline finished the stream either way."""
     from rich.console import Console
     from rich.live import Live
 
@@ -139,7 +197,11 @@ def _drive(args: argparse.Namespace, pipeline: Any, source: Any, title: str) -> 
                 break
             except KeyboardInterrupt:
                 pipeline.stop()  # the processing thread finishes the stream; keep showing its last events
-        summary = pipeline.join()
+        failure = None
+        try:
+            summary = pipeline.join()
+        except (ValueError, RuntimeError, OSError) as exc:  # a decoder error, NaN samples: finished before it
+            failure, summary = exc, pipeline.summary()
         view.summary = summary
     finally:
         if live is not None:
@@ -147,4 +209,4 @@ def _drive(args: argparse.Namespace, pipeline: Any, source: Any, title: str) -> 
             live.stop()
     if printer is not None:
         printer.finish(summary)
-    return view.export_text() if args.screen is not None else None
+    return (view.export_text() if args.screen is not None else None), failure

@@ -3,8 +3,10 @@
 Argument parsing and orchestration only; the work is in :mod:`streamseq.apps`. How long files
 are bounded in memory (blocks for vad-uni, overlapping windows for vad-bi) is in DESCRIPTION
 below (the --help text) and in :mod:`streamseq.apps.windowed`.
-Results go to stdout (or ``--out DIR``), errors and the summary line to stderr.
-Exit status: 0 all files done, 1 a file failed or outputs were in the way, 2 bad arguments.
+Results go to stdout (or ``--out DIR``), errors and the summary line to stderr. With
+``--out``, a file is skipped only if each of its outputs records this run's settings (see
+:mod:`streamseq.apps.process_files`). Exit status: 0 all files done, 1 a file failed or outputs
+were in the way, 2 bad arguments (including an --out that cannot be written).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from streamseq.apps import OutputPlan, ProcessOptions, discover, load_vad_model, render, run_files, shard
 from streamseq.apps.process_files import check_outputs, output_collisions, run_settings, write_manifest
-from streamseq.apps.writers import EXTENSIONS, MULTI_FILE_FORMATS
+from streamseq.apps.writers import EXTENSIONS, MULTI_FILE_FORMATS, check_output_dir
 from streamseq.audio.io import AudioFileError, read_info
 from streamseq.tasks.vad.postprocess import SegmenterConfig
 
@@ -134,14 +136,14 @@ def _options(args: argparse.Namespace) -> ProcessOptions:
     return ProcessOptions(args.model, segmenter, args.channel, args.block, args.bi_window, args.bi_context, threads)
 
 
-def _check_out(files: list, plan: OutputPlan, settings: dict, force: bool) -> tuple[list, int] | None:
+def _check_out(files: list, plan: OutputPlan, force: bool) -> tuple[list, int] | None:
     """Files still to do and the number skipped, or None (reported) when outputs are in the way."""
     assert plan.out_dir is not None
     if collisions := output_collisions(files, plan):
         for out, ins in collisions:
             _say(f"error: {', '.join(map(str, ins))} would all write {out}; process them into separate --out folders")
         return None
-    check = check_outputs(files, plan, settings, force)
+    check = check_outputs(files, plan, force)
     if (check.conflicts or check.changed) and not force:
         if check.changed:
             _say(f"error: {plan.out_dir} holds results of other settings ({', '.join(check.changed)} differ)")
@@ -149,7 +151,11 @@ def _check_out(files: list, plan: OutputPlan, settings: dict, force: bool) -> tu
             _say(f"error: {path} exists")
         _say(f"not overwriting {len(check.conflicts)} existing output(s): use --force or another --out")
         return None
-    write_manifest(plan.out_dir, settings)
+    try:
+        write_manifest(plan.out_dir, plan.settings)
+    except OSError as exc:
+        _say(f"error: cannot write in --out {plan.out_dir} ({exc.strerror or exc}); give a folder you can write to")
+        return None
     return check.todo, len(check.skipped)
 
 
@@ -158,20 +164,23 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         options = _options(args)
+        if args.out:
+            check_output_dir(args.out, "--out")
         model = load_vad_model(args.model)
     except ValueError as exc:  # includes CheckpointError
         print(f"streamseq process: error: {exc}", file=sys.stderr)
         return 2
     files, problems = discover(args.paths)
     files = shard(files, *args.shard) if args.shard else files
-    plan = OutputPlan(args.out, args.format or ("json" if args.out else "table"), args.frames)
+    plan = OutputPlan(args.out, args.format or ("json" if args.out else "table"), args.frames,
+                      run_settings(model, options))
     if not args.out and len(files) > 1 and plan.fmt not in MULTI_FILE_FORMATS:
         print(f"streamseq process: error: --format {plan.fmt} holds one file; give --out DIR for {len(files)} files",
               file=sys.stderr)
         return 2
     skipped = 0
     if args.out:
-        if (todo := _check_out(files, plan, run_settings(model, options), args.force)) is None:
+        if (todo := _check_out(files, plan, args.force)) is None:
             return 1
         files, skipped = todo
     for raw, reason in problems:

@@ -9,12 +9,13 @@ streaming face yields exactly the offline frames (to float tolerance) for any ch
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 import torch
 
-from streamseq.audio.convert import to_mono_float32, validate_sample_rate
-from streamseq.audio.resample import StreamingResampler
+from streamseq.audio.convert import FLOAT_SCALE_LIMIT, looks_int16_scaled, to_mono_float32, validate_sample_rate
+from streamseq.audio.resample import SincResampler, StreamingResampler, resampler_for
 from streamseq.features.config import FeatureConfig
 from streamseq.features.logmel import log_mel_windows, power_filterbank
 
@@ -28,9 +29,11 @@ def _tables(cfg: FeatureConfig) -> tuple[torch.Tensor, torch.Tensor]:
 class StreamingFrontend:
     """Per-stream log-mel extractor. Holds only the leftover samples between chunks.
 
-    ``accept(samples, sample_rate)`` returns the ``(n, n_mels)`` frames completed so far;
+    ``accept(samples, sample_rate=rate)`` returns the ``(n, n_mels)`` frames completed so far;
     ``flush()`` zero-pads the last partial hop and returns its frame, then resets.
-    The input rate is fixed by the first chunk of a stream; call :meth:`reset` to change it.
+    The input rate is fixed by the first chunk accepted in a stream; call :meth:`reset` to
+    change it. A chunk that is refused (``ValueError``) leaves the stream exactly as it was.
+    Float chunks beyond +-2 (int16 values stored as floats) draw one warning per stream.
 
     ``accept_windows`` / ``flush_windows`` stop before the log-mel and return the raw analysis
     windows ``(m, win_length)`` (a float32 numpy view of the stream's samples: read it, never
@@ -45,7 +48,8 @@ class StreamingFrontend:
 
     def reset(self) -> None:
         """Start a new stream (any sample rate)."""
-        self._resampler: StreamingResampler | None = None
+        self._resampler: StreamingResampler | SincResampler | None = None
+        self._warned_scale = False
         self._buffer = np.zeros(self.cfg.context, np.float32)  # context + samples of the next frames
         self.frames_emitted = 0
         self.samples_seen = 0  # input samples, at the input rate
@@ -56,22 +60,37 @@ class StreamingFrontend:
         return self._window
 
     @property
+    def resampler(self) -> StreamingResampler | SincResampler | None:
+        """This stream's resampler to ``cfg.sample_rate`` (see its ``filter_size`` and ``buffered``), or None."""
+        return self._resampler
+
+    @property
     def input_rate(self) -> int | None:
         """Sample rate of the current stream, or None before its first chunk."""
         return None if self._resampler is None else self._resampler.orig_rate
 
-    def _bind_rate(self, sample_rate: object) -> StreamingResampler:
-        if type(sample_rate) is int and self._resampler is not None and sample_rate == self._resampler.orig_rate:
-            return self._resampler  # the usual case: the rate this stream was validated with
+    def _check_rate(self, sample_rate: object) -> int:
+        """``sample_rate`` as an int if this stream can take it (changes nothing)."""
+        bound = self.input_rate
+        if type(sample_rate) is int and sample_rate == bound:
+            return sample_rate  # the usual case: the rate this stream was validated with
         rate = validate_sample_rate(sample_rate)
-        if self._resampler is None:
-            self._resampler = StreamingResampler(rate, self.cfg.sample_rate)
-        elif rate != self._resampler.orig_rate:
+        if bound is not None and rate != bound:
             raise ValueError(
-                f"this stream started at {self._resampler.orig_rate} Hz but a chunk came at "
-                f"{rate} Hz; call reset() before changing the sample rate"
+                f"this stream started at {bound} Hz but a chunk came at {rate} Hz; "
+                "call reset() before changing the sample rate"
             )
-        return self._resampler
+        return rate
+
+    def _check_scale(self, mono: np.ndarray) -> None:
+        if not self._warned_scale and looks_int16_scaled(mono):
+            self._warned_scale = True
+            warnings.warn(
+                f"samples reach {np.abs(mono).max():.0f}, beyond +-{FLOAT_SCALE_LIMIT:g}: float audio is "
+                "expected in [-1, 1]. Divide int16 PCM stored as floats by 32768 (or pass the int16 array). "
+                "Warned once per stream.",
+                stacklevel=4,
+            )
 
     def _windows(self, new: np.ndarray) -> np.ndarray:
         cfg = self.cfg
@@ -89,13 +108,23 @@ class StreamingFrontend:
             windows = torch.from_numpy(windows)
         return log_mel_windows(windows, self.cfg, self._window, self._fbank)
 
-    def accept_windows(self, samples: np.ndarray | torch.Tensor, sample_rate: int = 16000) -> np.ndarray:
-        """Consume a chunk ``(n,)`` or ``(n, channels)``; return its new analysis windows ``(m, win_length)``."""
-        resampler = self._bind_rate(sample_rate)
-        mono = to_mono_float32(samples)
+    def accept_windows(
+        self, samples: np.ndarray | torch.Tensor, *, sample_rate: int, channels_first: bool | None = None
+    ) -> np.ndarray:
+        """Consume a chunk ``(n,)`` or ``(n, channels)``; return its new analysis windows ``(m, win_length)``.
+
+        ``channels_first=True`` reads a 2-D chunk as ``(channels, n)`` (see
+        :func:`~streamseq.audio.convert.to_mono_float32`). Everything is validated before the
+        stream changes: a ``ValueError`` leaves it as it was.
+        """
+        rate = self._check_rate(sample_rate)
+        mono = to_mono_float32(samples, channels_first=channels_first)
+        if self._resampler is None:
+            self._resampler = resampler_for(rate, self.cfg.sample_rate)
+        self._check_scale(mono)
         self.samples_seen += mono.size
-        if not resampler.identity:
-            mono = resampler.accept(torch.from_numpy(mono)).numpy()
+        if not self._resampler.identity:
+            mono = self._resampler.accept(torch.from_numpy(mono)).numpy()
         return self._windows(mono)
 
     def flush_windows(self) -> np.ndarray:
@@ -107,9 +136,11 @@ class StreamingFrontend:
         self.reset()
         return windows
 
-    def accept(self, samples: np.ndarray | torch.Tensor, sample_rate: int = 16000) -> torch.Tensor:
+    def accept(
+        self, samples: np.ndarray | torch.Tensor, *, sample_rate: int, channels_first: bool | None = None
+    ) -> torch.Tensor:
         """Consume a chunk ``(n,)`` or ``(n, channels)``; return new frames ``(m, n_mels)``."""
-        return self.log_mel(self.accept_windows(samples, sample_rate))
+        return self.log_mel(self.accept_windows(samples, sample_rate=sample_rate, channels_first=channels_first))
 
     def flush(self) -> torch.Tensor:
         """End of input: return the remaining frames ``(m, n_mels)`` and reset."""
@@ -121,4 +152,4 @@ def compute_features(
 ) -> torch.Tensor:
     """Offline frames of a whole signal ``(N,)`` or ``(N, channels)`` -> ``(T, n_mels)``."""
     frontend = StreamingFrontend(cfg)
-    return torch.cat([frontend.accept(samples, sample_rate), frontend.flush()])
+    return torch.cat([frontend.accept(samples, sample_rate=sample_rate), frontend.flush()])

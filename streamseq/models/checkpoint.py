@@ -22,6 +22,7 @@ from streamseq.version import __version__
 
 FORMAT = "streamseq-checkpoint"
 FORMAT_VERSION = 1
+_MODEL_KEYS = ("model", "features", "task", "labels", "state_dict", "metadata")  # what load_model reads
 
 
 class CheckpointError(ValueError):
@@ -72,6 +73,10 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
 
 
 def _read(path: Path) -> dict:
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.pt"))
+        inside = f"it holds {', '.join(found)}" if found else "`streamseq train --out DIR` writes DIR/best.pt"
+        raise CheckpointError(f"checkpoint {path} is a folder, not a file; pass a checkpoint file ({inside})")
     if not path.is_file():
         hint = f"; shipped models: {', '.join(pretrained_names()) or 'none built yet (make models)'}"
         raise CheckpointError(f"checkpoint {path} does not exist{hint}")
@@ -94,7 +99,23 @@ def _read(path: Path) -> dict:
             f"(written by streamseq {payload.get('streamseq_version')}); this streamseq "
             f"{__version__} reads version {FORMAT_VERSION}. Retrain or use a matching streamseq."
         )
+    if missing := [key for key in _MODEL_KEYS if key not in payload]:
+        raise CheckpointError(
+            f"checkpoint {path} has no {', '.join(map(repr, missing))} entry; it was not written by "
+            "save_checkpoint (or was edited since): save the model again with save_checkpoint, or retrain"
+        )
     return payload
+
+
+def _check_finite(path: Path, model: FrameModel) -> None:
+    """Refuse weights with NaN or inf (a diverged training run): they would give NaN outputs."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"checkpoint {path}: {name} holds {bad} NaN or infinite value(s) of {tensor.numel()} "
+                "(did training diverge?); use an earlier checkpoint or retrain"
+            )
 
 
 def load_model(name_or_path: str | os.PathLike) -> FrameModel:
@@ -104,7 +125,8 @@ def load_model(name_or_path: str | os.PathLike) -> FrameModel:
     ``.labels`` and ``.metadata`` set.
 
     Raises:
-        CheckpointError: missing, truncated, foreign or version-incompatible file (names it).
+        CheckpointError: missing, truncated, foreign, incomplete or version-incompatible file, a
+            folder, or weights with NaN/inf (names the file, and the entry or parameter).
     """
     path = resolve_checkpoint(name_or_path)
     payload = _read(path)
@@ -113,6 +135,7 @@ def load_model(name_or_path: str | os.PathLike) -> FrameModel:
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {path} is inconsistent: {exc}") from exc
+    _check_finite(path, model)
     model.task = payload["task"]
     model.labels = list(payload["labels"])
     model.metadata = dict(payload["metadata"])

@@ -9,7 +9,9 @@ The exported step is everything a session runs on new frames of B independent st
 with normalisation, GRU, head and output activation inside. A stream starts at ``h = 0``
 (:func:`initial_state`). As with ``StreamingGRU.step``, an output delay of k frames is *not*
 inside: the first k values of a stream are warm-up, and k :meth:`FrameModel.padding_frames`
-flush the end (``export.json`` beside the files records k and the feature settings).
+flush the end (``export.json`` beside the files records k, the padding frame and the feature
+settings). onnxruntime aborts the whole process (no exception) on an empty input, ``n = 0``
+or ``B = 0``: never feed one to the graph; :class:`OnnxStep` answers those itself.
 
 A *step function* (:data:`StepFn`) is the same contract over float32 numpy arrays. The
 multi-stream engine runs any of :data:`BACKENDS` through it, mostly in its ``"spectrum"`` form
@@ -23,6 +25,7 @@ import importlib.util
 import io
 import json
 import os
+import threading
 import warnings
 import weakref
 from contextlib import contextmanager
@@ -164,7 +167,11 @@ def _onnxruntime():
 
 
 class OnnxStep:
-    """A :data:`StepFn` running an exported ONNX step in onnxruntime (CPU)."""
+    """A :data:`StepFn` running an exported ONNX step in onnxruntime (CPU).
+
+    An empty input (``n = 0`` frames or ``B = 0`` streams) returns empty ``values (B, n, C)``
+    and ``h`` unchanged without calling onnxruntime, which would abort the process.
+    """
 
     def __init__(self, source: str | os.PathLike | bytes, threads: int | None = None) -> None:
         ort = _onnxruntime()
@@ -178,8 +185,11 @@ class OnnxStep:
         source = source if isinstance(source, bytes) else str(source)
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name  # "frames" or "spectrum"
+        self.n_outputs: int = self.session.get_outputs()[0].shape[-1]  # C, static in the graph
 
     def __call__(self, x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            return np.zeros((*x.shape[:2], self.n_outputs), np.float32), h.copy()
         values, h = self.session.run(OUTPUT_NAMES, {self.input_name: x, "h": h})
         return values, h
 
@@ -198,6 +208,7 @@ def torch_step(module: nn.Module) -> StepFn:
 _ONNX_CACHE: "weakref.WeakKeyDictionary[FrameModel, dict]" = weakref.WeakKeyDictionary()
 """Exported onnx steps per loaded model. A model must not be trained further once it has been
 exported (its cached step would be stale); loaded models never are."""
+_ONNX_CACHE_LOCK = threading.Lock()  # sessions opened in several threads export each model once
 
 
 def step_function(
@@ -216,12 +227,13 @@ def step_function(
         if not onnx_available():
             raise ModuleNotFoundError(f"the onnx backend needs onnx and onnxruntime: {_INSTALL_HINT}")
         key = (inputs, threads)
-        cache = _ONNX_CACHE.setdefault(model, {})
-        if key not in cache:  # export once per model (~0.3 s); sessions opened later reuse it
-            buffer = io.BytesIO()
-            to_onnx(model, buffer, inputs)
-            cache[key] = OnnxStep(buffer.getvalue(), threads)
-        return cache[key]
+        with _ONNX_CACHE_LOCK:
+            cache = _ONNX_CACHE.setdefault(model, {})
+            if key not in cache:  # export once per model (~0.3 s); sessions opened later reuse it
+                buffer = io.BytesIO()
+                to_onnx(model, buffer, inputs)
+                cache[key] = OnnxStep(buffer.getvalue(), threads)
+            return cache[key]
     raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; received {backend!r}")
 
 
@@ -243,6 +255,9 @@ def export(
 
     Every written file is loaded back (TorchScript with ``torch.jit.load``, ONNX with
     onnxruntime when installed) and run on different B and n than it was traced with.
+    ``export.json`` records what a deployment needs: the signature, the state shape, the
+    output delay k and how to flush it (k padding frames, each ``padding_frame``), and that
+    the ONNX graph must never run on ``n = 0`` or ``B = 0`` (onnxruntime aborts the process).
 
     Returns:
         ``{format: path}``, plus ``"meta"`` for ``export.json``.
@@ -280,6 +295,10 @@ def export(
         "inputs": ["frames", "h"], "outputs": OUTPUT_NAMES,
         "state_shape": [model.config.num_layers, "B", model.config.hidden_size],
         "output_delay_frames": model.config.output_delay,
+        "flush_padding_frames": model.config.output_delay,  # feed these at end of stream: last k outputs
+        "padding_frame": model.padding_frames(1)[0].tolist(),  # (F,) raw frame that normalises to zero
+        "empty_input": "n = 0 or B = 0: return empty values (B, n, C) and h unchanged without running "
+                       "the graph (onnxruntime aborts the process on them)",
         "activation": model.config.activation,
         "task": model.task, "labels": list(model.labels),
         "model": model.config.to_dict(), "features": model.feature_config.to_dict(),

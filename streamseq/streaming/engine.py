@@ -18,12 +18,18 @@ chunks of any length and rate (:meth:`Engine.accept`). Each tick (:meth:`Engine.
 
 Each stream therefore gets the outputs it would get alone in a ``Session`` (to float
 tolerance), with the same frame numbering and output delay. All per-stream state lives in a
-small :class:`EngineStream`; the model holds none. Not thread-safe: drive it from one thread.
+small :class:`EngineStream`; the model holds none.
+
+Threads: every method holds the engine's lock, so threads may open, feed, step and close
+streams concurrently; their calls serialize (a tick runs alone). A stream closed by one thread
+is unknown to the others: ``accept`` or ``close`` on it raises the ``KeyError`` of an unknown
+stream id.
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,11 +77,13 @@ class Engine:
             :attr:`backend` tells which one was chosen.
         threads: intra-op threads of the onnx backend (default: ``torch.get_num_threads()``).
 
+    Thread-safe: calls from several threads serialize on the engine's lock.
+
     Example::
 
         engine = Engine(model)
         a, b = engine.open(), engine.open()
-        engine.accept(a, chunk_a, 16000); engine.accept(b, chunk_b, 48000)
+        engine.accept(a, chunk_a, sample_rate=16000); engine.accept(b, chunk_b, sample_rate=48000)
         for stream_id, out in engine.step().items(): ...   # out.times, out.values[:, 0]
         tail = engine.close(a)                              # flush, stream a is gone
     """
@@ -97,6 +105,7 @@ class Engine:
         self._n_fft = cfg.n_fft
         self._streams: dict[int, EngineStream] = {}
         self._ids = itertools.count()
+        self._lock = threading.Lock()
 
     @property
     def frame_shift_s(self) -> float:
@@ -104,7 +113,8 @@ class Engine:
 
     @property
     def streams(self) -> dict[int, EngineStream]:
-        """The open streams by id (read them; change them only through the engine)."""
+        """The open streams by id (read them; change them only through the engine). A live view,
+        not a snapshot: read it while no other thread is calling the engine."""
         return self._streams
 
     def __len__(self) -> int:
@@ -114,10 +124,12 @@ class Engine:
         return stream_id in self._streams
 
     def open(self) -> int:
-        """Start a new stream (any sample rate, fixed by its first chunk); return its id."""
-        stream_id = next(self._ids)
+        """Start a new stream (any sample rate, fixed by its first accepted chunk); return its id."""
         hidden = initial_state(self.model)[:, 0]  # (L, H)
-        self._streams[stream_id] = EngineStream(stream_id, StreamingFrontend(self.model.feature_config), hidden)
+        frontend = StreamingFrontend(self.model.feature_config)
+        with self._lock:
+            stream_id = next(self._ids)
+            self._streams[stream_id] = EngineStream(stream_id, frontend, hidden)
         return stream_id
 
     def _get(self, stream_id: int) -> EngineStream:
@@ -127,18 +139,26 @@ class Engine:
             open_now = len(self._streams)
             raise KeyError(f"no open stream {stream_id!r} ({open_now} open; closed ids are not reused)") from None
 
-    def accept(self, stream_id: int, samples: np.ndarray | torch.Tensor, sample_rate: int = 16000) -> int:
+    def accept(
+        self, stream_id: int, samples: np.ndarray | torch.Tensor, *, sample_rate: int,
+        channels_first: bool | None = None,
+    ) -> int:
         """Queue ``(n,)`` or ``(n, channels)`` samples of a stream; return its frames waiting for :meth:`step`.
 
-        Validation errors (``ValueError``: empty, NaN, bad shape or rate, rate change) leave the
-        stream as it was.
+        ``channels_first=True`` reads a 2-D chunk as ``(channels, n)``.
+
+        Raises:
+            ValueError: empty, NaN/inf, bad dtype, shape or ambiguous layout, bad rate or a rate
+                change. The stream stays exactly as it was (its rate too, before its first chunk).
+            KeyError: ``stream_id`` is not open (never opened, or closed or discarded).
         """
-        stream = self._get(stream_id)
-        windows = stream.frontend.accept_windows(samples, sample_rate)
-        if windows.shape[0]:
-            stream.pending.append(windows)
-            stream.pending_frames += windows.shape[0]
-        return stream.pending_frames
+        with self._lock:
+            stream = self._get(stream_id)
+            windows = stream.frontend.accept_windows(samples, sample_rate=sample_rate, channels_first=channels_first)
+            if windows.shape[0]:
+                stream.pending.append(windows)
+                stream.pending_frames += windows.shape[0]
+            return stream.pending_frames
 
     def step(self) -> dict[int, FrameOutputs]:
         """Run every stream's waiting frames in batched calls; return the new outputs by stream id.
@@ -146,6 +166,10 @@ class Engine:
         Only streams with new outputs appear. With an output delay of k frames, a stream's first
         k frames give no output until more frames (or :meth:`close`) follow, as in a Session.
         """
+        with self._lock:
+            return self._tick()
+
+    def _tick(self) -> dict[int, FrameOutputs]:
         ready = [s for s in self._streams.values() if s.pending_frames]
         if not ready:
             return {}
@@ -164,6 +188,10 @@ class Engine:
 
     def close(self, stream_id: int) -> FrameOutputs:
         """End a stream: return every output not returned yet (the delay flushed); forget it."""
+        with self._lock:
+            return self._close(stream_id)
+
+    def _close(self, stream_id: int) -> FrameOutputs:
         stream = self._get(stream_id)
         del self._streams[stream_id]
         windows = [w for w in stream.pending + [stream.frontend.flush_windows()] if w.shape[0]]
@@ -178,8 +206,9 @@ class Engine:
 
     def discard(self, stream_id: int) -> None:
         """Forget a stream without computing its remaining outputs (a client that went away)."""
-        self._get(stream_id)
-        del self._streams[stream_id]
+        with self._lock:
+            self._get(stream_id)
+            del self._streams[stream_id]
 
     def _spectrum(self, windows: list[np.ndarray]) -> np.ndarray:
         """Analysis windows of any streams -> ``(sum m, n_fft + 2)`` real and imaginary parts, one FFT."""

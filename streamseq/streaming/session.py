@@ -4,9 +4,14 @@ One loaded model serves any number of streams: all per-stream state (frontend le
 GRU hidden state, frame counters) lives in the session, never in the model. A ``Session`` is
 one stream of an :class:`~streamseq.streaming.engine.Engine`, so a single session and a
 thousand batched streams run the very same code.
+
+Threads: every method of a ``Session`` or ``BufferedProcessor`` holds that object's lock, so
+calls from several threads serialize; chunks are taken in the order their calls get the lock.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import torch
@@ -21,8 +26,13 @@ class Session:
     """Causal per-stream processing with a unidirectional model.
 
     Each call returns the outputs of the frames that became final, with their times; with an
-    output delay of k frames those lag the input by k * 10 ms. ``finish()`` flushes the end
-    of the stream and starts a new one; ``reset()`` drops the current stream.
+    output delay of k frames those lag the input by k frames (``k * frame_shift_s`` seconds).
+    ``finish()`` flushes the end of the stream and starts a new one; ``reset()`` drops the
+    current stream.
+
+    Thread-safe: each call holds the session's lock, so concurrent ``accept``, ``finish`` and
+    ``reset`` calls run one after another, each complete (a ``finish`` racing an ``accept``
+    ends the stream either before or after that chunk, never during it).
 
     Args:
         model: a unidirectional model (a bidirectional one fails here, at construction).
@@ -35,6 +45,7 @@ class Session:
     def __init__(self, model: FrameModel, backend: str = "auto") -> None:
         self._engine = Engine(model, backend, threads=1)
         self._id = self._engine.open()
+        self._lock = threading.Lock()
 
     @property
     def model(self) -> FrameModel:
@@ -43,7 +54,8 @@ class Session:
     @property
     def state(self) -> EngineStream:
         """This stream's state: frontend leftovers, hidden ``(L, H)``, frame counters."""
-        return self._engine.streams[self._id]
+        with self._lock:
+            return self._engine.streams[self._id]
 
     @property
     def frame_shift_s(self) -> float:
@@ -51,21 +63,33 @@ class Session:
 
     def reset(self) -> None:
         """Forget the current stream."""
-        self._engine.discard(self._id)
-        self._id = self._engine.open()
+        with self._lock:
+            self._engine.discard(self._id)
+            self._id = self._engine.open()
 
-    def accept(self, samples: np.ndarray | torch.Tensor, sample_rate: int = 16000) -> FrameOutputs:
-        """Feed ``(n,)`` or ``(n, channels)`` samples at ``sample_rate`` Hz; return new outputs."""
-        self._engine.accept(self._id, samples, sample_rate)
-        out = self._engine.step().get(self._id)
-        return out if out is not None else FrameOutputs.empty(
-            self.state.frames_out, self.model.config.n_outputs, self.frame_shift_s)
+    def accept(
+        self, samples: np.ndarray | torch.Tensor, *, sample_rate: int, channels_first: bool | None = None
+    ) -> FrameOutputs:
+        """Feed ``(n,)`` or ``(n, channels)`` samples at ``sample_rate`` Hz; return new outputs.
+
+        ``channels_first=True`` reads a 2-D chunk as ``(channels, n)``; a 2-D chunk that could be
+        either layout must say which. A ``ValueError`` (bad samples or rate) leaves the stream
+        as it was.
+        """
+        with self._lock:
+            self._engine.accept(self._id, samples, sample_rate=sample_rate, channels_first=channels_first)
+            out = self._engine.step().get(self._id)
+            if out is None:
+                frames_out = self._engine.streams[self._id].frames_out
+                out = FrameOutputs.empty(frames_out, self.model.config.n_outputs, self.frame_shift_s)
+            return out
 
     def finish(self) -> FrameOutputs:
         """End of stream: return the outputs still pending, then reset for a new stream."""
-        out = self._engine.close(self._id)
-        self._id = self._engine.open()
-        return out
+        with self._lock:
+            out = self._engine.close(self._id)
+            self._id = self._engine.open()
+            return out
 
 
 class BufferedProcessor:
@@ -73,13 +97,15 @@ class BufferedProcessor:
 
     ``accept`` only computes features and returns nothing (an empty :class:`FrameOutputs`);
     ``finish`` runs the model over every buffered frame and returns them all at once. Memory
-    grows with the utterance: ``n_mels`` floats per 10 ms frame (16 KB per second at 40 bins).
+    grows with the utterance: ``n_mels`` float32 per frame (16 KB per second at 40 bins and
+    10 ms frames). Thread-safe like :class:`Session`: calls serialize on the processor's lock.
     """
 
     def __init__(self, model: FrameModel) -> None:
         self.model = model
         self.frontend = StreamingFrontend(model.feature_config)
         self._frames: list[torch.Tensor] = []
+        self._lock = threading.Lock()
 
     @property
     def frame_shift_s(self) -> float:
@@ -90,19 +116,28 @@ class BufferedProcessor:
         return sum(f.shape[0] for f in self._frames)
 
     def reset(self) -> None:
+        """Forget the current utterance."""
+        with self._lock:
+            self._reset()
+
+    def _reset(self) -> None:
         self.frontend.reset()
         self._frames = []
 
-    def accept(self, samples: np.ndarray | torch.Tensor, sample_rate: int = 16000) -> FrameOutputs:
+    def accept(
+        self, samples: np.ndarray | torch.Tensor, *, sample_rate: int, channels_first: bool | None = None
+    ) -> FrameOutputs:
         """Buffer a chunk; always returns no frames (the model needs the whole utterance)."""
-        self._frames.append(self.frontend.accept(samples, sample_rate))
-        return FrameOutputs.empty(self.buffered_frames, self.model.config.n_outputs, self.frame_shift_s)
+        with self._lock:
+            self._frames.append(self.frontend.accept(samples, sample_rate=sample_rate, channels_first=channels_first))
+            return FrameOutputs.empty(self.buffered_frames, self.model.config.n_outputs, self.frame_shift_s)
 
     @torch.inference_mode()
     def finish(self) -> FrameOutputs:
         """End of utterance: run the model over all buffered frames and return every output."""
-        frames = torch.cat(self._frames + [self.frontend.flush()])
-        self.reset()
+        with self._lock:
+            frames = torch.cat(self._frames + [self.frontend.flush()])
+            self._reset()
         if frames.shape[0] == 0:
             return FrameOutputs.empty(0, self.model.config.n_outputs, self.frame_shift_s)
         values = self.model.activate(self.model(frames[None])[0]).numpy()
