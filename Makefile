@@ -22,7 +22,9 @@ lock:
 bench: setup
 	$(PY) benchmarks/frontend_step.py
 
-# Reproduce the shipped models (documented in the README; fixed seeds).
+# Reproduce the shipped models (documented in the README; fixed seeds). Installs the Debian
+# recordings that only training and evaluation need first (scripts/setup.sh --train).
 models: setup
+	bash scripts/setup.sh --train
 	bash scripts/train_shipped_models.sh vad-uni vad-uni-d5 vad-uni-d10 vad-uni-d20 & \
 	bash scripts/train_shipped_models.sh vad-bi vad-uni-d50; wait

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up for `make demo` and `make test`; safe to run again, it only does what is missing:
+#   scripts/setup.sh           (the README's two commands run this)
+#   scripts/setup.sh --train   also the Debian recordings and programs that only training and
+#                              evaluation on real recordings need (make models; ~2.5 GB download)
 #   1. the Debian packages below (apt-get, when missing),
 #   2. .venv with every Python package at the exact version of requirements.lock, and streamseq
 #      in editable mode (again only when requirements.lock or pyproject.toml changed),
@@ -15,6 +18,19 @@ APT_PACKAGES=(
   espeak-ng espeak-ng-data flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
   asterisk-core-sounds-en-wav asterisk-moh-opsound-wav sound-theme-freedesktop
 )
+# setup="train" entries of PACKAGE_FILES (recordings, ffmpeg, TEN VAD's C++ runtime)
+APT_TRAIN_PACKAGES=(
+  asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav
+  fillets-ng-data-cs ktuberling-data klettres-data gcin-voice hedgewars-data
+  warzone2100-music planetblupi-music-ogg colobot-common-sounds supertux-data marsshooter-data
+  flare-game openclonk-data hyperrogue-music asc-music lincity-ng-data ufoai-music ufoai-sound
+  ri-li-data hydrogen-drumkits lmms-common sonic-pi-samples ffmpeg libc++1-14
+)
+if [ "${1:-}" = "--train" ]; then
+  APT_PACKAGES+=("${APT_TRAIN_PACKAGES[@]}")
+elif [ -n "${1:-}" ]; then
+  echo "usage: scripts/setup.sh [--train]" >&2; exit 2
+fi
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -34,7 +34,10 @@ class PackageFiles:
     """The files of Debian ``package`` whose paths match ``pattern`` (``fnmatch``, ``*`` spans ``/``).
 
     ``expected`` is where Debian 12 puts them (for messages only: :func:`locate` always asks
-    dpkg). ``required`` parts make ``streamseq doctor`` fail; the others are warnings.
+    dpkg). ``setup`` names the step that installs the package: ``"base"`` (``scripts/setup.sh``,
+    for ``make demo`` / ``make test``) or ``"train"`` (``scripts/setup.sh --train``, recordings
+    only training and evaluation read). ``required`` base parts make ``streamseq doctor`` fail;
+    the others are warnings.
     """
 
     key: str
@@ -43,6 +46,7 @@ class PackageFiles:
     what: str
     expected: str
     required: bool = True
+    setup: str = "base"
 
 
 PACKAGE_FILES: dict[str, PackageFiles] = {p.key: p for p in (
@@ -67,6 +71,57 @@ PACKAGE_FILES: dict[str, PackageFiles] = {p.key: p for p in (
                  "PortAudio library (streamseq mic)", "/usr/lib/x86_64-linux-gnu/libportaudio.so.2", required=False),
     PackageFiles("alsa-conf", "libasound2-data", "*/alsa/alsa.conf",
                  "ALSA configuration (the virtual microphone of the tests)", "/usr/share/alsa/alsa.conf"),
+    *(PackageFiles(key, package, pattern, what, expected, required=False, setup="train")
+      for key, package, pattern, what, expected in (
+        # real speech
+        ("asterisk-it", "asterisk-core-sounds-it-wav", "*.wav", "Italian prompts (male)",
+         "/usr/share/asterisk/sounds/it_IT_m_Carlo"),
+        ("asterisk-ru", "asterisk-core-sounds-ru-wav", "*.wav", "Russian prompts (female)",
+         "/usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU"),
+        ("asterisk-it-menardi", "asterisk-prompt-it-menardi-wav", "*.wav", "Italian prompts (female)",
+         "/usr/share/asterisk/sounds/it_IT_f_Menardi"),
+        ("fillets-cs", "fillets-ng-data-cs", "*/cs/*.ogg", "Czech game dialogue",
+         "/usr/share/games/fillets-ng/sound"),
+        ("ktuberling", "ktuberling-data", "*/ktuberling/sounds/*", "words in 23 languages",
+         "/usr/share/ktuberling/sounds"),
+        ("klettres", "klettres-data", "*/klettres/*.ogg", "letters and syllables in 25 languages",
+         "/usr/share/klettres"),
+        ("gcin-voice", "gcin-voice", "*.ogg", "Mandarin syllables", "/usr/share/gcin-voice/ogg"),
+        ("hedgewars-voices", "hedgewars-data", "*/Sounds/voices/*", "game voice packs (shouts)",
+         "/usr/share/games/hedgewars/Data/Sounds/voices"),
+        # music
+        ("hedgewars-music", "hedgewars-data", "*/Data/Music/*", "game music", "/usr/share/games/hedgewars/Data/Music"),
+        ("warzone2100-music", "warzone2100-music", "*.opus", "game music", "/usr/share/games/warzone2100/music"),
+        ("planetblupi-music", "planetblupi-music-ogg", "*.ogg", "game music", "/usr/share/planetblupi/music"),
+        ("colobot-music", "colobot-common-sounds", "*/colobot/music/*", "game music", "/usr/share/games/colobot/music"),
+        ("supertux-music", "supertux-data", "*/supertux2/music/*.ogg", "game music", "/usr/share/games/supertux2/music"),
+        ("marsshooter-music", "marsshooter-data", "*/audio/music/*", "game music",
+         "/usr/share/games/marsshooter/audio/music"),
+        ("flare-music", "flare-game", "*/music/*.ogg", "game music", "/usr/share/games/flare/mods/fantasycore/music"),
+        ("openclonk-music", "openclonk-data", "*/Music.ocg/*.ogg", "game music", "/usr/share/games/openclonk/Music.ocg"),
+        ("hyperrogue-music", "hyperrogue-music", "*/hyperrogue/music/*", "game music", "/usr/share/hyperrogue/music"),
+        ("asc-music", "asc-music", "*/asc/music/*", "game music", "/usr/share/games/asc/music"),
+        ("lincity-music", "lincity-ng-data", "*/lincity-ng/music/*", "game music", "/usr/share/games/lincity-ng/music/default"),
+        ("ufoai-music", "ufoai-music", "*/0music.pk3", "game music (zip archive)", "/usr/share/games/ufoai/base/0music.pk3"),
+        # effects and instrument samples
+        ("hedgewars-sounds", "hedgewars-data", "*/Data/Sounds/*", "game effects", "/usr/share/games/hedgewars/Data/Sounds"),
+        ("colobot-sounds", "colobot-common-sounds", "*/colobot/sounds/*", "game effects", "/usr/share/games/colobot/sounds"),
+        ("supertux-sounds", "supertux-data", "*/supertux2/sounds/*", "game effects", "/usr/share/games/supertux2/sounds"),
+        ("flare-sounds", "flare-game", "*/soundfx/*", "game effects", "/usr/share/games/flare/mods"),
+        ("hyperrogue-sounds", "hyperrogue-music", "*/hyperrogue/sounds/*", "game effects", "/usr/share/hyperrogue/sounds"),
+        ("marsshooter-sounds", "marsshooter-data", "*/audio/toon/*", "game effects", "/usr/share/games/marsshooter/audio/toon"),
+        ("lincity-sounds", "lincity-ng-data", "*/lincity-ng/sounds/*", "game effects", "/usr/share/games/lincity-ng/sounds"),
+        ("ufoai-sounds", "ufoai-sound", "*/0snd.pk3", "game effects (zip archive)", "/usr/share/games/ufoai/base/0snd.pk3"),
+        ("ri-li-sounds", "ri-li-data", "*/Ri-li/Sounds/*.wav", "game effects", "/usr/share/games/ri-li/Ri-li/Sounds"),
+        ("hydrogen-drumkits", "hydrogen-drumkits", "*/drumkits/*", "drum samples", "/usr/share/hydrogen/data/drumkits"),
+        ("lmms-samples", "lmms-common", "*/lmms/samples/*", "instrument samples", "/usr/share/lmms/samples"),
+        ("sonic-pi-samples", "sonic-pi-samples", "*/sonic-pi/samples/*", "instrument samples and loops",
+         "/usr/share/sonic-pi/samples"),
+        # programs and libraries
+        ("ffmpeg", "ffmpeg", "/usr/bin/ffmpeg", "ffmpeg (codec augmentation)", "/usr/bin/ffmpeg"),
+        ("libc++", "libc++1-14", "*-linux-gnu/libc++.so.1", "C++ runtime of the TEN VAD peer",
+         "/usr/lib/x86_64-linux-gnu/libc++.so.1"),
+    )),
 )}
 
 #: The festival voices the corpus speaks with (entries of :data:`PACKAGE_FILES`).

@@ -31,7 +31,7 @@ from streamseq.data.text import random_text
 from streamseq.data.tts import list_voices, synthesize
 
 SR = 16000
-NO_EXTRAS = dict(p_reverb=0.0, p_telephone=0.0)
+NO_EXTRAS = dict(p_reverb=0.0, p_telephone=0.0, augment=False)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,8 @@ def measured_snr(clip) -> float:
 @pytest.mark.parametrize("background", ["music", "effects", "noise"])
 @pytest.mark.parametrize("snr", [-5.0, 0.0, 12.5, 30.0])
 def test_snr_is_hit_within_half_a_db(pools, background, snr):
-    cfg = MixConfig(p_nonspeech=0.0, p_clean=0.0, snr_db=(snr, snr), background_weights={background: 1.0})
+    cfg = MixConfig(p_nonspeech=0.0, p_clean=0.0, snr_db=(snr, snr), background_weights={background: 1.0},
+                    augment=False)
     clip = make_clip(np.random.default_rng(int(snr * 10) + 70), *pools, 8.0, cfg, keep_parts=True)
     assert clip.meta["background"] == background and clip.meta["snr_db"] == pytest.approx(snr)
     assert abs(measured_snr(clip) - snr) < 0.5
@@ -68,7 +69,7 @@ def test_snr_is_hit_within_half_a_db(pools, background, snr):
 
 
 def test_snr_holds_with_reverb_and_telephone(pools):
-    cfg = MixConfig(p_nonspeech=0.0, p_clean=0.0, p_reverb=1.0, p_telephone=1.0, snr_db=(3.0, 3.0))
+    cfg = MixConfig(p_nonspeech=0.0, p_clean=0.0, p_reverb=1.0, p_telephone=1.0, snr_db=(3.0, 3.0), augment=False)
     for seed in range(3):
         clip = make_clip(np.random.default_rng(seed), *pools, 7.0, cfg, keep_parts=True)
         assert clip.meta["reverb"] and clip.meta["telephone"] and 0.2 <= clip.meta["rt60_s"] <= 0.8
@@ -79,7 +80,7 @@ def test_gain_range_and_no_clipping(pools):
     for seed in range(12):
         clip = make_clip(np.random.default_rng(100 + seed), *pools, 6.0)
         peak = float(np.max(np.abs(clip.audio)))
-        assert peak < 1.0 and -30.0 - 1e-3 <= clip.meta["gain_dbfs"] <= 0.0
+        assert peak < 1.0 and MixConfig().gain_dbfs[0] - 1e-3 <= clip.meta["gain_dbfs"] <= 0.0
         assert 20 * np.log10(peak) == pytest.approx(clip.meta["gain_dbfs"], abs=1e-2)
         assert clip.audio.dtype == np.float32 and clip.labels.dtype == np.uint8
 
@@ -190,3 +191,18 @@ def test_tts_engines_voices_and_determinism():
     a1, sr1 = synthesize(by_engine["espeak"][0], "Seven boats.", np.random.default_rng(1))
     a2, sr2 = synthesize(by_engine["espeak"][0], "Seven boats.", np.random.default_rng(1))
     assert sr1 == sr2 and a1.dtype == np.float32 and np.array_equal(a1, a2) and a1.size > 0.3 * sr1
+
+
+def test_recorded_speech_clips_come_from_one_package_and_fixed_snrs_name_their_band(pools):
+    speech, noise = pools
+    recorded = [Utterance(u.audio, "recorded", f"{pkg}:{i}") for i, u in enumerate(speech.utterances[:6])
+                for pkg in ("pkg-a", "pkg-b")]
+    cfg = MixConfig(p_nonspeech=0.0, p_clean=0.0, snr_choices=(20.0, 5.0), source_weights={"recorded": 1.0})
+    seen = set()
+    for seed in range(8):
+        clip = make_clip(np.random.default_rng(seed), SpeechPool(recorded), noise, 8.0, cfg)
+        origin = clip.meta["speech_source"]
+        assert origin in ("pkg-a", "pkg-b") and {s.split(":")[0] for s in clip.meta["speakers"]} == {origin}
+        assert clip.meta["snr_band"] in ("20", "5") and clip.meta["snr_db"] in (20.0, 5.0)
+        seen.add(origin)
+    assert seen == {"pkg-a", "pkg-b"}

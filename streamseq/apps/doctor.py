@@ -119,6 +119,24 @@ def check_package_files(key: str) -> Check:
     return Check(name, OK, f"{spec.what}: {path}{count}")
 
 
+def check_training_packages() -> Check:
+    """One row for the recordings and programs of ``scripts/setup.sh --train``."""
+    specs = [spec for spec in PACKAGE_FILES.values() if spec.setup == "train"]
+    missing = []
+    for spec in specs:
+        try:
+            locate(spec.key)
+        except MissingSystemFileError:
+            missing.append(spec.package)
+    missing = sorted(set(missing))
+    packages = {spec.package for spec in specs}
+    if missing:
+        return Check("training recordings", WARN, f"{len(missing)} of {len(packages)} Debian packages missing "
+                     f"({', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}); streamseq train and eval on "
+                     "real recordings need them: run scripts/setup.sh --train")
+    return Check("training recordings", OK, f"all {len(packages)} Debian packages of scripts/setup.sh --train")
+
+
 def check_microphone() -> Check:
     from streamseq.audio.devices import import_sounddevice
 
@@ -180,10 +198,11 @@ def run_checks() -> list[Check]:
         check_python, check_torch_pair, check_soundfile, check_models,
         lambda: check_modules("onnxruntime (fast step)", {"onnx": "onnx", "onnxruntime": "onnxruntime"}, False,
                               "Sessions fall back to the eager step, about 2.5x slower"),
-        lambda: check_modules("peer VADs (eval)", {"webrtcvad-wheels": "webrtcvad", "silero-vad": "silero_vad"},
-                              False, "streamseq eval compares against them"),
-        *[(lambda k=k: check_package_files(k)) for k in PACKAGE_FILES],
-        check_microphone, check_tts, check_cache,
+        lambda: check_modules("peer VADs (eval)", {"webrtcvad-wheels": "webrtcvad", "silero-vad": "silero_vad",
+                                                    "ten-vad": "ten_vad"},
+                              False, "streamseq eval compares against them (TEN VAD also needs Debian's libc++1)"),
+        *[(lambda k=k: check_package_files(k)) for k, spec in PACKAGE_FILES.items() if spec.setup == "base"],
+        check_training_packages, check_microphone, check_tts, check_cache,
     ]
     out: list[Check] = []
     for step in steps:

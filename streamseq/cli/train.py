@@ -46,10 +46,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig.from_json(args.config, **overrides) if args.config else TrainConfig(
         **{k: v for k, v in overrides.items() if v is not None})
     corpus = build_corpus(args.cache or DEFAULT_CACHE, train_hours=cfg.train_hours, valid_hours=cfg.valid_hours,
-                          seed=cfg.data_seed, jobs=os.cpu_count() or 1, progress=not args.quiet)
+                          real_hours=cfg.real_hours, seed=cfg.data_seed, jobs=os.cpu_count() or 1, progress=not args.quiet)
     feats = FeatureConfig(n_mels=cfg.n_mels)
-    train, valid = FeatureSet(corpus / "train", feats, not args.quiet), FeatureSet(corpus / "valid", feats, not args.quiet)
-    print(f"corpus {corpus}: {len(train)} train clips, {len(valid)} valid clips")
+    train = FeatureSet(corpus / "train", feats, not args.quiet)
+    valid = FeatureSet(corpus / cfg.select_split, feats, not args.quiet)
+    print(f"corpus {corpus}: {len(train)} train clips, {len(valid)} {cfg.select_split} clips (best epoch picked on these)")
     trainer = Trainer(cfg, get_task(cfg.task), args.out, progress=not args.quiet)
     best = trainer.fit(train, valid, resume=not args.no_resume)
     print(json.dumps({"best": best, "out": str(args.out)}, indent=1))

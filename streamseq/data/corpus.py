@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+from collections import Counter
 import hashlib
 import json
 import math
@@ -37,17 +38,25 @@ from tqdm import tqdm
 
 from streamseq.data.labels import frames_to_samples, speech_labels
 from streamseq.data.mixing import MixConfig, NoisePool, SpeechPool, Utterance, make_clip
-from streamseq.data.sources import (SR, effect_files, load_audio, music_files, real_speech_files, split_files,
-                                    to_mono_16k)
+from streamseq.data.recordings import COLLECTIONS, collection_files, screen_speech
+from streamseq.data.sources import (SR, SourceFile, effect_files, load_audio, music_files, real_speech_files,
+                                    split_files, to_mono_16k)
 from streamseq.data.text import random_text
 from streamseq.data.tts import ENGINES, TTSError, Voice, list_voices, split_voices, synthesize
 
 __all__ = ["DEFAULT_CACHE", "CORPUS_VERSION", "CLIP_S", "build_corpus", "load_manifest"]
 
 DEFAULT_CACHE = Path(os.environ.get("STREAMSEQ_CACHE", "~/.cache/streamseq")).expanduser()
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
 CLIP_S = (6.0, 20.0)
-SPLITS = ("train", "valid")
+SPLITS = ("train", "valid", "real")
+#: The real-recordings validation split: held-out human speakers over held-out music/effects/noise
+#: at the SNRs the maintainers' real set uses, no TTS and no simulated channel.
+REAL_MIX = MixConfig(p_nonspeech=0.2, p_clean=0.2, snr_choices=(20.0, 10.0, 5.0, 0.0), p_telephone=0.0,
+                     p_reverb=0.0, source_weights={"recorded": 1.0},
+                     background_weights={"music": 0.4, "effects": 0.3, "noise": 0.3}, augment=False)
+_BACKGROUND_MAX_S = 30.0  # excerpt of each music/effects recording in a pool
+_SCREEN_MAX_SPEECH_S = 0.5  # a background in which Silero finds more speech than this is dropped
 _COMPLETE = "COMPLETE"
 _SPEECH_RMS_DBFS = -20.0  # pool utterances: RMS over speech-labelled frames
 _MEAN_UTTERANCE_S = 4.0
@@ -84,8 +93,32 @@ def _tts_item(task: tuple[Voice, str, int, int, int]) -> tuple[np.ndarray, np.nd
     return _normalize(to_mono_16k(audio, sr))
 
 
-def _file_item(path: str) -> tuple[np.ndarray, np.ndarray]:
-    return _normalize(load_audio(path))
+def _file_item(source: str | SourceFile) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return _normalize(load_audio(source))
+    except sf.LibsndfileError:  # a broken file in a package: dropped like a silent one
+        return np.zeros(0, np.int16), np.zeros(0, np.uint8)
+
+
+_SCREENER: list = []  # Silero VAD, loaded once per process
+
+
+def _background_item(task: tuple[SourceFile, bool]) -> tuple[np.ndarray, float | str]:
+    """A background recording (at most ``_BACKGROUND_MAX_S`` of it) as int16, and the seconds of
+    speech Silero VAD finds in it when ``screen`` (else 0), or why it could not be read."""
+    source, screen = task
+    try:
+        audio = load_audio(source, max_s=_BACKGROUND_MAX_S)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:  # a broken file in a package
+        return np.zeros(0, np.int16), f"unreadable: {exc}"
+    speech_s = 0.0
+    if screen:
+        if not _SCREENER:
+            from silero_vad import load_silero_vad
+
+            _SCREENER.append(load_silero_vad(onnx=True))
+        speech_s = screen_speech(audio, _SCREENER[0])
+    return _normalize(audio)[0], speech_s
 
 
 def _map(ex: Executor | None, fn: Callable, tasks: list, desc: str, progress: bool) -> list:
@@ -129,15 +162,19 @@ def _build_pool(ex: Executor | None, out: Path, split_idx: int, inv: dict, hours
     if (out / _COMPLETE).exists():
         return
     out.mkdir(parents=True, exist_ok=True)
-    mix = MixConfig()  # pool composition follows the clip source weights
+    mix = _mix_for(out.name)  # pool composition follows the clip source weights
     by_engine = {e: [v for v in inv["voices"] if v.engine == e] for e in ENGINES}
     engines = [e for e in ENGINES if by_engine[e] and mix.source_weights.get(e, 0) > 0]
     p = np.array([mix.source_weights[e] for e in engines])
     # sized as if 65 % of speech-clip time were speech (clips come out near 45 %), so that most
     # utterances are used about once
     speech_s = hours * 3600 * (1 - mix.p_nonspeech) * 0.65
-    share = mix.source_weights["asterisk"] / sum(mix.source_weights.values())
-    n_items = max(12, math.ceil(speech_s * (1 - share) / _MEAN_UTTERANCE_S))
+    total = sum(w for k, w in mix.source_weights.items() if k in engines or k == "asterisk"
+                or (k == "recorded" and inv["recorded"]))
+    share = mix.source_weights.get("asterisk", 0.0) / total
+    rec_share = mix.source_weights.get("recorded", 0.0) / total if inv["recorded"] else 0.0
+    n_items = math.ceil(speech_s * (1 - share - rec_share) / _MEAN_UTTERANCE_S) if engines else 0
+    n_items = max(12, n_items) if engines else 0
     tasks, info = [], []
     for i in range(n_items):
         rng = _rng(seed, split_idx, 0, i)
@@ -148,10 +185,22 @@ def _build_pool(ex: Executor | None, out: Path, split_idx: int, inv: dict, hours
         info.append({"source": voice.engine, "speaker_id": voice.speaker_id, "voice": voice.name, "text": text})
     results = _map(ex, _tts_item, tasks, f"tts {out.name}", progress)
     files = inv["speech_files"]  # small corpora use a seeded subset: 2x the prompt audio they need
-    n_files = min(len(files), max(20, math.ceil(2 * speech_s * share / 2.75)))
+    n_files = min(len(files), max(20, math.ceil(2 * speech_s * share / 2.75))) if mix.source_weights.get("asterisk") else 0
     files = [files[k] for k in sorted(_rng(seed, split_idx, 4).permutation(len(files))[:n_files])]
+    recorded = inv["recorded"]  # other human recordings: every collection equally likely, 2x what is needed
+    if recorded and mix.source_weights.get("recorded"):
+        sizes = Counter(f.group.split(":")[0] for f in recorded)
+        w = np.array([1.0 / sizes[f.group.split(":")[0]] for f in recorded])
+        n_rec = min(len(recorded), max(20, math.ceil(2 * speech_s * rec_share / 1.5)))
+        pick = _rng(seed, split_idx, 5).choice(len(recorded), size=n_rec, replace=False, p=w / w.sum())
+        recorded = [recorded[k] for k in sorted(pick)]
+    else:
+        recorded = []
     results += _map(ex, _file_item, [str(f.path) for f in files], f"prompts {out.name}", progress)
     info += [{"source": "asterisk", "speaker_id": f.group, "voice": "asterisk", "text": f.name} for f in files]
+    results += _map(ex, _file_item, recorded, f"recordings {out.name}", progress)
+    info += [{"source": "recorded", "speaker_id": f.group, "voice": f.group.split(":")[0], "text": f.name}
+             for f in recorded]
     keep = [k for k, (_, lab) in enumerate(results) if lab.any()]  # drop silent/failed outputs
     if not keep:
         raise RuntimeError(f"no usable speech for {out.name}: all {len(results)} TTS/prompt items "
@@ -163,11 +212,20 @@ def _build_pool(ex: Executor | None, out: Path, split_idx: int, inv: dict, hours
         off, foff = off + n, foff + t
     _save_array(out / "speech.npy", np.concatenate([results[k][0] for k in keep]))
     _save_array(out / "labels.npy", np.concatenate([results[k][1] for k in keep]))
+    dropped = []
     for kind in ("music", "effects"):
-        recs = [(f.name, _file_item(str(f.path))[0]) for f in inv[kind]]
+        found = _map(ex, _background_item, [(f, inv["screen"]) for f in inv[kind]], f"{kind} {out.name}", progress)
+        recs = []
+        for f, (audio, speech_s) in zip(inv[kind], found):
+            if isinstance(speech_s, str) or speech_s > _SCREEN_MAX_SPEECH_S or not audio.size:
+                reason = speech_s if isinstance(speech_s, str) else f"speech: {speech_s:.2f} s" if audio.size else "empty"
+                dropped.append({"file": _label(f), "why": reason})
+            else:
+                recs.append((f.name, audio))
         _save_array(out / f"{kind}.npy", np.concatenate([a for _, a in recs] or [np.zeros(0, np.int16)]))
         offs = np.cumsum([0] + [a.size for _, a in recs]).tolist()
         (out / f"{kind}.json").write_text(json.dumps([[n, o, a.size] for (n, a), o in zip(recs, offs)]))
+    (out / "screened_out.json").write_text(json.dumps(dropped, indent=1))
     (out / "speech.json").write_text(json.dumps(index))
     (out / _COMPLETE).write_text("ok\n")
 
@@ -200,7 +258,7 @@ def _clip_item(task: tuple[str, str, int, int, int, float]) -> None:
     if stem.with_suffix(".json").exists():  # resumed build: already done
         return
     speech, noise = _load_pool(pool_dir)
-    clip = make_clip(_rng(seed, split_idx, 2, j), speech, noise, duration)
+    clip = make_clip(_rng(seed, split_idx, 2, j), speech, noise, duration, _mix_for(Path(out_dir).name))
     tmp = stem.with_name(stem.name + ".tmp.flac")
     sf.write(tmp, clip.audio, SR, subtype="PCM_16", format="FLAC")
     os.replace(tmp, stem.with_suffix(".flac"))
@@ -210,6 +268,10 @@ def _clip_item(task: tuple[str, str, int, int, int, float]) -> None:
     tmp = stem.with_name(stem.name + ".tmp.json")
     tmp.write_text(json.dumps(entry, sort_keys=True))
     os.replace(tmp, stem.with_suffix(".json"))
+
+
+def _mix_for(split: str) -> MixConfig:
+    return REAL_MIX if split == "real" else MixConfig()
 
 
 def _durations(seed: int, split_idx: int, hours: float) -> list[float]:
@@ -222,40 +284,73 @@ def _durations(seed: int, split_idx: int, hours: float) -> list[float]:
 # ----------------------------------------------------------------------------- public API
 
 
-def _inventory() -> dict[str, dict[str, list]]:
-    """What each split may use: voices and recordings, split by whole speakers/recordings."""
+def _recorded() -> dict[str, dict[str, list[SourceFile]]]:
+    """Files of :data:`COLLECTIONS` by kind and split (``"train"`` or ``"real"``, the held-out units)."""
+    out: dict[str, dict[str, list[SourceFile]]] = {k: {"train": [], "real": []} for k in ("speech", "music", "effects")}
+    for collection in COLLECTIONS:
+        for f, held in collection_files(collection):
+            out[collection.kind]["real" if held else "train"].append(f)
+    return out
+
+
+def _inventory(real: bool) -> dict[str, dict[str, Any]]:
+    """What each split may use: voices and recordings, split by whole speakers/recordings.
+
+    With ``real`` the Debian recordings of :mod:`streamseq.data.recordings` join training, their
+    held-out units make the ``real`` split (and its music/effects are also in ``valid``), and
+    every background is screened for speech.
+    """
     voices = split_voices(list_voices())
     files = {"speech_files": split_files(real_speech_files()), "music": split_files(music_files(), 0.2),
              "effects": split_files(effect_files(), 0.2)}
-    return {s: {"voices": voices[s], **{k: v[s] for k, v in files.items()}} for s in SPLITS}
+    inv: dict[str, dict[str, Any]] = {s: {"voices": voices[s], **{k: v[s] for k, v in files.items()}, "recorded": [],
+                                          "screen": real} for s in ("train", "valid")}
+    if real:
+        rec = _recorded()
+        inv["train"].update(recorded=rec["speech"]["train"], music=inv["train"]["music"] + rec["music"]["train"],
+                            effects=inv["train"]["effects"] + rec["effects"]["train"])
+        inv["valid"].update(music=inv["valid"]["music"] + rec["music"]["real"],
+                            effects=inv["valid"]["effects"] + rec["effects"]["real"])
+        inv["real"] = {"voices": [], "speech_files": [], "recorded": rec["speech"]["real"],
+                       "music": rec["music"]["real"], "effects": rec["effects"]["real"], "screen": True}
+    return inv
 
 
-def _describe(inv: dict[str, dict[str, list]]) -> dict[str, dict[str, list[str]]]:
+def _label(f: SourceFile) -> str:
+    return f"{f.path.name}/{f.member}" if f.member else f"{f.path.parent.name}/{f.path.name}"
+
+
+def _describe(inv: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
     return {s: {"voices": [f"{v.engine}:{v.name}" for v in d["voices"]],
-                "speakers": sorted({v.speaker_id for v in d["voices"]} | {f.group for f in d["speech_files"]}),
-                **{k: [f"{f.path.parent.name}/{f.path.name}" for f in d[k]]
-                   for k in ("speech_files", "music", "effects")}}
+                "speakers": sorted({v.speaker_id for v in d["voices"]} | {f.group for f in d["speech_files"]}
+                                   | {f.group for f in d["recorded"]}),
+                **{k: [_label(f) for f in d[k]] for k in ("speech_files", "recorded", "music", "effects")}}
             for s, d in inv.items()}
 
 
-def build_corpus(cache_dir: Path, *, train_hours: float, valid_hours: float, seed: int, jobs: int = 2,
-                 progress: bool = True) -> Path:
-    """Build (or reuse) the corpus; returns ``cache_dir/corpus-<hash>`` with ``train/`` and ``valid/``.
+def build_corpus(cache_dir: Path, *, train_hours: float, valid_hours: float, seed: int, real_hours: float = 0.0,
+                 jobs: int = 2, progress: bool = True) -> Path:
+    """Build (or reuse) the corpus; returns ``cache_dir/corpus-<hash>`` with ``train/``, ``valid/``
+    and, when ``real_hours > 0``, ``real/``.
 
-    ``train_hours``/``valid_hours``: total clip audio per split in hours. The hash covers the
+    ``train_hours``/``valid_hours``/``real_hours``: total clip audio per split in hours.
+    ``real_hours = 0`` leaves the recordings of ``scripts/setup.sh --train`` out entirely (TTS,
+    asterisk English prompts, music on hold and desktop sounds only). The hash covers the
     config, the code version and the installed voices/recordings. A finished corpus (``COMPLETE``
     marker) is returned at once; an interrupted build resumes from ``corpus-<hash>.partial``.
     Concurrent builds of the same corpus serialize on a lock file.
     """
-    if train_hours <= 0 or valid_hours <= 0:
-        raise ValueError(f"train_hours and valid_hours must be > 0, got {train_hours}, {valid_hours}")
+    if train_hours <= 0 or valid_hours <= 0 or real_hours < 0:
+        raise ValueError(f"train_hours and valid_hours must be > 0 and real_hours >= 0, got {train_hours}, "
+                         f"{valid_hours}, {real_hours}")
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     cache_dir = Path(cache_dir).expanduser()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    inv = _inventory()
-    config = {"version": CORPUS_VERSION, "seed": int(seed), "hours": {"train": float(train_hours),
-              "valid": float(valid_hours)}, "clip_s": list(CLIP_S), "inventory": _describe(inv)}
+    inv = _inventory(real_hours > 0)
+    hours = {"train": float(train_hours), "valid": float(valid_hours), "real": float(real_hours)}
+    config = {"version": CORPUS_VERSION, "seed": int(seed), "hours": {k: hours[k] for k in inv},
+              "clip_s": list(CLIP_S), "inventory": _describe(inv)}
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
     final = cache_dir / f"corpus-{key}"
     if (final / _COMPLETE).exists():
@@ -271,6 +366,8 @@ def build_corpus(cache_dir: Path, *, train_hours: float, valid_hours: float, see
         (work / "config.json").write_text(json.dumps(config, sort_keys=True, indent=1))
         with _build_context(jobs) as ex:
             for split_idx, split in enumerate(SPLITS):
+                if split not in inv:
+                    continue
                 out, pool = work / split, work / "pool" / split
                 if (out / "manifest.jsonl").exists():
                     continue
@@ -286,7 +383,9 @@ def build_corpus(cache_dir: Path, *, train_hours: float, valid_hours: float, see
                 os.replace(out / "manifest.tmp", out / "manifest.jsonl")
                 for p in parts:
                     p.unlink()
-        (work / "split.json").write_text(json.dumps(config["inventory"], sort_keys=True, indent=1))
+        screened = {s: json.loads((work / "pool" / s / "screened_out.json").read_text()) for s in inv}
+        (work / "split.json").write_text(json.dumps({**config["inventory"], "screened_out": screened},
+                                                    sort_keys=True, indent=1))
         shutil.rmtree(work / "pool", ignore_errors=True)
         (work / _COMPLETE).write_text("ok\n")
         os.replace(work, final)

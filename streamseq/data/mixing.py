@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
+from streamseq.data.augment import band_limit, clip_and_offset, codec_roundtrip, random_eq
 from streamseq.data.labels import frame_hop, frames_to_samples, num_frames, speech_labels
 from streamseq.data.sources import NOISE_KINDS, SR, synthetic_noise
 
@@ -41,7 +42,7 @@ class Utterance:
     """One clean utterance. ``audio``: (N,) float at 16 kHz, or int16 (scaled by 1/32768)."""
 
     audio: np.ndarray
-    source: str  # "espeak" | "flite" | "festival" | "asterisk"
+    source: str  # "espeak" | "flite" | "festival" | "asterisk" | "recorded"
     speaker_id: str
     labels: np.ndarray | None = None  # (ceil(N/160),) uint8; computed when None
 
@@ -58,8 +59,11 @@ class SpeechPool:
     def __init__(self, utterances: Sequence[Utterance]) -> None:
         self.utterances = list(utterances)
         self.by_source: dict[str, list[int]] = {}
+        self.by_collection: dict[str, list[int]] = {}  # recorded speech by package (speaker ids "collection:unit")
         for i, u in enumerate(self.utterances):
             self.by_source.setdefault(u.source, []).append(i)
+            if u.source == "recorded":
+                self.by_collection.setdefault(u.speaker_id.split(":")[0], []).append(i)
 
 
 @dataclass
@@ -81,15 +85,25 @@ class MixConfig:
     p_reverb: float = 0.25
     p_two_noises: float = 0.3
     snr_db: tuple[float, float] = (-5.0, 30.0)
-    gain_dbfs: tuple[float, float] = (-30.0, 0.0)
+    snr_choices: tuple[float, ...] = ()  # when given, SNRs are drawn from these instead of the range
+    gain_dbfs: tuple[float, float] = (-45.0, 0.0)
     pause_s: tuple[float, float] = (0.2, 3.0)
     lead_s: tuple[float, float] = (0.1, 1.5)  # leading and trailing non-speech
     rt60_s: tuple[float, float] = (0.2, 0.8)
     utterance_gain_db: tuple[float, float] = (-6.0, 3.0)
     source_weights: dict[str, float] = field(default_factory=lambda: {
-        "espeak": 0.4, "flite": 0.2, "festival": 0.15, "asterisk": 0.25})
+        "espeak": 0.4, "flite": 0.2, "festival": 0.15, "asterisk": 0.25, "recorded": 0.6})
     background_weights: dict[str, float] = field(default_factory=lambda: {
-        "music": 0.3, "effects": 0.2, "noise": 0.5})
+        "music": 0.35, "effects": 0.25, "noise": 0.4})
+    # augmentation (``augment=False`` turns all of it off): a second background under the first,
+    # lower-rate content, random EQ and tilt, a low-bit-rate codec round trip, clipping, DC offset
+    augment: bool = True
+    p_second_background: float = 0.2
+    p_bandlimit: float = 0.25
+    p_eq: float = 0.3
+    p_codec: float = 0.1
+    p_clipping: float = 0.05
+    p_dc: float = 0.05
 
 
 @dataclass
@@ -199,6 +213,9 @@ def _place_speech(
     hop = frame_hop(SR)
     speech, labels = np.zeros(n, dtype=np.float32), np.zeros(num_frames(n, SR), dtype=np.uint8)
     ids, speakers = pool.by_source[source], []
+    if source == "recorded":  # one package per clip, like one recording session
+        collections = sorted(pool.by_collection)
+        ids = pool.by_collection[collections[int(rng.integers(len(collections)))]]
     end = n - int(min(rng.uniform(*cfg.lead_s), 0.2 * n / SR) * SR)
     pos = int(min(rng.uniform(*cfg.lead_s), 0.2 * n / SR) * SR) // hop * hop
     while True:
@@ -236,6 +253,9 @@ def make_clip(
     """
     if duration_s <= 0:
         raise ValueError(f"duration_s must be > 0 seconds, got {duration_s}")
+    if keep_parts and cfg.augment:
+        raise ValueError("keep_parts needs MixConfig(augment=False): the channel effects act on the mix, "
+                         "so it no longer splits into speech + noise")
     pool = speech_pool if isinstance(speech_pool, SpeechPool) else SpeechPool(speech_pool)
     n = int(round(duration_s * SR))
     weights = {k: w for k, w in cfg.source_weights.items() if pool.by_source.get(k)}
@@ -246,12 +266,22 @@ def make_clip(
         speech, labels, speakers = _place_speech(rng, pool, source, n, cfg)
         clean = rng.random() < cfg.p_clean
         background = "silence" if clean else _choice(rng, cfg.background_weights)
-        snr = None if clean else float(rng.uniform(*cfg.snr_db))
-        meta.update(speech_source=source, speakers=sorted(set(speakers)), snr_db=snr, snr_band=snr_band(snr))
+        snr = None if clean else float(rng.choice(cfg.snr_choices) if cfg.snr_choices else rng.uniform(*cfg.snr_db))
+        band = f"{snr:g}" if cfg.snr_choices and snr is not None else snr_band(snr)  # fixed SNRs name themselves
+        origin = speakers[0].split(":")[0] if source == "recorded" else source
+        meta.update(speech_source=origin, speakers=sorted(set(speakers)), snr_db=snr, snr_band=band)
     else:
         source, speech, labels = "none", np.zeros(n, dtype=np.float32), np.zeros(num_frames(n, SR), np.uint8)
         background, snr = _choice(rng, cfg.background_weights), None
     noise, names = _background(rng, background, noise_pool, n, cfg)
+    if cfg.augment and background != "silence" and rng.random() < cfg.p_second_background:
+        second = _choice(rng, {k: w for k, w in cfg.background_weights.items() if k != background})
+        extra, extra_names = _background(rng, second, noise_pool, n, cfg)
+        rel = 10 ** (rng.uniform(-10, 0) / 20) * np.sqrt((np.mean(np.square(noise, dtype=np.float64)) + 1e-20)
+                                                         / (np.mean(np.square(extra, dtype=np.float64)) + 1e-20))
+        noise = noise + np.float32(rel) * extra
+        names = sorted(set(names) | set(extra_names))
+        meta["second_background"] = second
     reverb = has_speech and rng.random() < cfg.p_reverb
     if reverb:
         rt60 = float(rng.uniform(*cfg.rt60_s))
@@ -267,10 +297,21 @@ def make_clip(
         target = p_speech / 10 ** ((snr if snr is not None else 60.0 + rng.uniform(0, 20)) / 10)
         noise = noise * np.float32(np.sqrt(target / p_noise))
     mix = speech + noise
+    if cfg.augment:
+        for p, effect in ((cfg.p_bandlimit, band_limit), (cfg.p_eq, random_eq), (cfg.p_codec, codec_roundtrip)):
+            if rng.random() < p:
+                mix, info = effect(mix, rng)
+                meta.update(info)
     gain_db = float(rng.uniform(*cfg.gain_dbfs))
     peak = float(np.max(np.abs(mix))) if n else 0.0
     scale = min(10 ** (gain_db / 20), _PEAK_MAX) / peak if peak > 0 else 1.0
     audio = (mix * np.float32(scale)).astype(np.float32)
+    if cfg.augment:
+        clipping, dc = rng.random() < cfg.p_clipping, rng.random() < cfg.p_dc
+        if clipping or dc:
+            audio, info = clip_and_offset(audio, rng, clipping, dc)
+            audio = np.clip(audio, -_PEAK_MAX, _PEAK_MAX)
+            meta.update(info)
     meta.update(background=background, background_names=names, telephone=bool(tel), reverb=bool(reverb),
                 gain_dbfs=round(20 * np.log10(max(float(np.max(np.abs(audio))), 1e-12)), 3),
                 duration_s=round(n / SR, 3),

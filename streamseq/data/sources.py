@@ -16,6 +16,8 @@ Recordings used (and nothing else), each found where its Debian package installs
 
 from __future__ import annotations
 
+import io
+import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,15 +61,24 @@ _EFFECTS_SPOKEN_PREFIXES = ("audio-channel-",)
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One recording. ``group`` is the unit the train/valid split holds out (speaker/prompt set)."""
+    """One recording. ``group`` is the unit the train/valid split holds out (speaker/prompt set).
+
+    ``member``: the file's name inside the zip archive ``path`` (None for a plain file).
+    """
 
     path: Path
     group: str
     kind: str  # "speech" | "music" | "effects"
+    member: str | None = None
 
     @property
     def name(self) -> str:
-        return self.path.stem
+        return Path(self.member).stem if self.member else self.path.stem
+
+    @property
+    def key(self) -> str:
+        """Stable identifier: ``path`` or ``path::member``."""
+        return f"{self.path}::{self.member}" if self.member else str(self.path)
 
 
 def real_speech_files() -> list[SourceFile]:
@@ -114,16 +125,35 @@ def to_mono_16k(x: np.ndarray, sr: int, target_sr: int = SR) -> np.ndarray:
         x = x.mean(axis=1)
     elif x.ndim != 1:
         raise ValueError(f"expected audio of shape (N,) or (N, C), got {x.shape}")
-    if sr != target_sr:
+    if sr != target_sr and x.size:
         y = AF.resample(torch.from_numpy(np.ascontiguousarray(x)), int(sr), int(target_sr))
         x = y.numpy()
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def load_audio(path: Path | str, sr: int = SR) -> np.ndarray:
-    """Read any soundfile-readable file as float32 mono at ``sr`` Hz, shape ``(N,)``."""
-    x, file_sr = sf.read(str(path), dtype="float32", always_2d=False)
-    return to_mono_16k(x, file_sr, sr)
+def _open(source: Path | str | SourceFile) -> sf.SoundFile:
+    if isinstance(source, SourceFile) and source.member is not None:
+        with zipfile.ZipFile(source.path) as z:
+            return sf.SoundFile(io.BytesIO(z.read(source.member)))
+    return sf.SoundFile(str(source.path if isinstance(source, SourceFile) else source))
+
+
+def load_audio(source: Path | str | SourceFile, sr: int = SR, max_s: float | None = None) -> np.ndarray:
+    """Read a soundfile-readable file (or zip archive member) as float32 mono at ``sr`` Hz, ``(N,)``.
+
+    With ``max_s``, a longer file gives only ``max_s`` seconds from an offset that depends on the
+    file's name alone (the same excerpt every time); only that part is decoded.
+    """
+    with _open(source) as f:
+        frames = f.frames
+        if max_s is not None and frames > int(max_s * f.samplerate):
+            take = int(max_s * f.samplerate)
+            name = source.key if isinstance(source, SourceFile) else str(source)
+            f.seek(stable_bucket("excerpt:" + name, 1 << 30) % (frames - take))
+            frames = take
+        x = f.read(frames, dtype="float32", always_2d=False)
+        rate = f.samplerate
+    return to_mono_16k(x, rate, sr)
 
 
 # ----------------------------------------------------------------------------- synthetic noise

@@ -29,6 +29,8 @@ class TrainConfig:
     threads: int = 2
     train_hours: float = 4.0
     valid_hours: float = 0.3
+    real_hours: float = 0.5  # the real-recordings validation split; 0: no Debian recordings beyond the base set
+    select_split: str = "real"  # the split whose ROC-AUC picks the best epoch ("real" or "valid")
     data_seed: int = 1234
 
     def __post_init__(self) -> None:
@@ -38,6 +40,9 @@ class TrainConfig:
             raise ValueError("output_delay is for uni models only")
         if self.clip_norm < 0 or self.lr <= 0 or self.batch_size < 1 or self.epochs < 1:
             raise ValueError(f"invalid training settings: {self}")
+        if self.select_split not in ("real", "valid") or (self.select_split == "real" and self.real_hours <= 0):
+            raise ValueError(f"select_split must be 'valid', or 'real' with real_hours > 0; received "
+                             f"{self.select_split!r} with real_hours={self.real_hours}")
 
     @classmethod
     def from_json(cls, path: str | Path, **overrides) -> "TrainConfig":
@@ -54,14 +59,16 @@ class TrainConfig:
         return asdict(self)
 
 
-def default_validation_split(cache_dir: Path | None = None, progress: bool = True) -> Path:
-    """The held-out validation split of the corpus the shipped models were trained on.
+def default_validation_split(cache_dir: Path | None = None, progress: bool = True, split: str = "real") -> Path:
+    """A held-out split of the corpus the shipped models were trained on: ``"real"`` (human
+    speakers, music and effects held out of training) or ``"valid"`` (synthetic).
 
-    Built (minutes) and cached on first use; ``cache_dir`` defaults to ``$STREAMSEQ_CACHE``.
+    Built (minutes; the real split needs ``scripts/setup.sh --train``) and cached on first use;
+    ``cache_dir`` defaults to ``$STREAMSEQ_CACHE``.
     """
     from streamseq.data.corpus import DEFAULT_CACHE, build_corpus
 
     cfg = TrainConfig()
     corpus = build_corpus(cache_dir or DEFAULT_CACHE, train_hours=cfg.train_hours, valid_hours=cfg.valid_hours,
-                          seed=cfg.data_seed, progress=progress)
-    return corpus / "valid"
+                          real_hours=cfg.real_hours, seed=cfg.data_seed, progress=progress)
+    return corpus / split

@@ -1,4 +1,4 @@
-"""Frame scorers to compare against: an energy detector and, when installed, WebRTC and Silero VAD.
+"""Frame scorers to compare against: an energy detector and, when installed, WebRTC, Silero and TEN VAD.
 
 Every scorer maps a mono 16 kHz clip ``(N,)`` to one speech score per 10 ms frame
 ``(ceil(N / 160),)``, on the same frame grid as streamseq's models, so the same metrics apply.
@@ -69,17 +69,37 @@ def silero_scorer() -> Scorer:
         probs = np.array([float(model(torch.from_numpy(padded[i : i + chunk]), 16000))
                           for i in range(0, padded.size, chunk)])
         centres = np.arange(_frame_count(audio.size)) * HOP + HOP // 2
-        return probs[centres // chunk]
+        return probs[np.minimum(centres // chunk, probs.size - 1)]  # the last frame may end past the audio
+
+    return score
+
+
+def ten_vad_scorer() -> Scorer:
+    """TEN VAD (PyPI ``ten-vad``; its library needs Debian's ``libc++1``), 256-sample (16 ms) hops.
+
+    Each 10 ms frame takes the probability of the hop holding its centre.
+    """
+    from ten_vad import TenVad
+
+    hop = 256
+
+    def score(audio: np.ndarray) -> np.ndarray:
+        vad = TenVad(hop, 0.5)  # a fresh detector per clip: no state carried between clips
+        pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
+        pcm = np.pad(pcm, (0, -pcm.size % hop))
+        probs = np.array([vad.process(pcm[i : i + hop])[0] for i in range(0, pcm.size, hop)])
+        centres = np.arange(_frame_count(audio.size)) * HOP + HOP // 2
+        return probs[np.minimum(centres // hop, probs.size - 1)]
 
     return score
 
 
 def available_scorers() -> dict[str, Scorer]:
-    """Energy always; ``webrtc`` and ``silero`` when their packages import."""
+    """Energy always; ``webrtc``, ``silero`` and ``ten`` when their packages load."""
     scorers: dict[str, Scorer] = {"energy": energy_scores}
-    for name, factory in (("webrtc", webrtc_scorer), ("silero", silero_scorer)):
+    for name, factory in (("webrtc", webrtc_scorer), ("silero", silero_scorer), ("ten", ten_vad_scorer)):
         try:
             scorers[name] = factory()
-        except ImportError:
+        except (ImportError, OSError):  # OSError: a peer's native library is missing (libc++1 for TEN)
             pass
     return scorers

@@ -17,7 +17,15 @@ from streamseq.models import FrameModel
 from streamseq.tasks.vad.metrics import grouped_metrics
 from streamseq.tasks.vad.postprocess import segments_from_probs
 
-SNR_BANDS = ["clean", "20..30", "10..20", "0..10", "-5..0"]
+
+def _band_order(band: str) -> tuple[int, float, str]:
+    """"clean" first, then SNR bands ("20..30", "10", ...) from the highest SNR down, then any other name."""
+    if band == "clean":
+        return (0, 0.0, band)
+    try:
+        return (1, -float(band.split("..")[0]), band)
+    except ValueError:
+        return (2, 0.0, band)
 
 
 def model_scorer(model: FrameModel) -> Callable[[np.ndarray], np.ndarray]:
@@ -71,7 +79,7 @@ def evaluate_scorers(
 def markdown_tables(results: dict[str, dict]) -> str:
     """ROC-AUC and F1 per SNR band, then miss / false-alarm rates, as Markdown tables."""
     names = list(results)
-    bands = [b for b in SNR_BANDS if any(("snr_band", b) in results[n] for n in names)]
+    bands = sorted({g[1] for n in names for g in results[n] if g[0] == "snr_band" and g[1] != "none"}, key=_band_order)
     lines = []
     for metric, title in (("roc_auc", "ROC-AUC"), ("f1", "F1 (threshold 0.5)")):
         lines += [f"**{title}**", "", "| model | overall | " + " | ".join(f"SNR {b}" for b in bands) + " |",
