@@ -1,12 +1,13 @@
 # Two entry points for a fresh machine (each sets itself up idempotently):
 #   make demo   install, then run VAD over the bundled example recording
-#   make test   install, then run the whole test suite
+#   make test   install, then run the whole test suite (pytest -m "not slow": the quick subset)
 # Maintenance:
+#   make lint   install, then ruff and mypy (configured in pyproject.toml; CI runs it before make test)
 #   make lock   re-resolve requirements.lock in a throw-away venv, run the tests there, rewrite it
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test bench models lock
+.PHONY: setup demo test lint bench models lock
 setup:
 	@bash scripts/setup.sh
 
@@ -15,6 +16,10 @@ demo: setup
 
 test: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check streamseq tests benchmarks examples scripts
+	$(VENV)/bin/mypy streamseq
 
 lock:
 	bash scripts/lock.sh

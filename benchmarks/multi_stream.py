@@ -75,12 +75,14 @@ def shard(model, backend: str, streams: int, chunk: int, ticks: int) -> tuple[li
 
 def live(pool: ProcessPoolExecutor, model, backend: str, cores: int, streams: int, chunk: int, ticks: int) -> dict:
     """Tick times (ms) over ``cores`` concurrent shards of ``streams`` streams in all."""
-    jobs = [pool.submit(shard, model, backend, len(part), chunk, ticks) for part in np.array_split(np.arange(streams), cores)]
+    parts = np.array_split(np.arange(streams), cores)
+    jobs = [pool.submit(shard, model, backend, len(part), chunk, ticks) for part in parts]
     results = [job.result() for job in jobs]
     wall_ms = 1e3 * np.concatenate([w for w, _ in results])
     cpu_ms = 1e3 * np.mean([np.mean(c) for _, c in results])
-    return {"streams": streams, "p50_ms": float(np.percentile(wall_ms, 50)), "p99_ms": float(np.percentile(wall_ms, 99)),
-            "max_ms": float(wall_ms.max()), "cpu_ms_per_tick_per_shard": float(cpu_ms)}
+    return {"streams": streams, "p50_ms": float(np.percentile(wall_ms, 50)),
+            "p99_ms": float(np.percentile(wall_ms, 99)), "max_ms": float(wall_ms.max()),
+            "cpu_ms_per_tick_per_shard": float(cpu_ms)}
 
 
 def offline(model, minutes: float, backend: str) -> dict:
@@ -149,10 +151,11 @@ def main() -> None:
                 failures += not row["keeps_up"]
                 if failures == 2:
                     break
-    print(f"\n| cores | streams | p50 tick ms | p99 tick ms | CPU ms/tick/shard | p99 < {args.chunk_ms} ms |\n|---:|---:|---:|---:|---:|---|")
+    print(f"\n| cores | streams | p50 tick ms | p99 tick ms | CPU ms/tick/shard | p99 < {args.chunk_ms} ms |\n"
+          "|---:|---:|---:|---:|---:|---|")
     for r in rows:
-        print(f"| {r['cores']} | {r['streams']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['cpu_ms_per_tick_per_shard']:.1f} | "
-              f"{'yes' if r['keeps_up'] else 'no'} |")
+        print(f"| {r['cores']} | {r['streams']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+              f"{r['cpu_ms_per_tick_per_shard']:.1f} | {'yes' if r['keeps_up'] else 'no'} |")
     print("\nlargest N that keeps up: " + ", ".join(f"{best.get(c, 0)} streams on {c} core(s)" for c in args.cores))
     result = {"model": model_name, "backend": backend, "chunk_ms": args.chunk_ms, "ticks": args.ticks, "rows": rows,
               "largest_real_time": {str(c): best.get(c, 0) for c in args.cores}, "load_avg": list(os.getloadavg())}
@@ -160,9 +163,9 @@ def main() -> None:
         torch.set_num_threads(1)  # the pipeline's two threads are the two cores
         off = offline(model, args.offline_minutes, backend)
         result["offline"] = {"minutes": args.offline_minutes, **off}
-        print(f"\noffline, {args.offline_minutes:g} min file (x real time): eager model.step over 60 s blocks, 1 thread "
-              f"{off['eager_step_blocks']:.0f}x; {backend} step in a 2-thread pipeline {off[f'{backend}_pipelined']:.0f}x "
-              f"(max |diff| {off['max_abs_diff']:.1e})")
+        print(f"\noffline, {args.offline_minutes:g} min file (x real time): eager model.step over 60 s blocks, "
+              f"1 thread {off['eager_step_blocks']:.0f}x; {backend} step in a 2-thread pipeline "
+              f"{off[f'{backend}_pipelined']:.0f}x (max |diff| {off['max_abs_diff']:.1e})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,8 @@ def get_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="vad-uni", help="shipped model name or checkpoint (default: %(default)s)")
     p.add_argument("--seconds", type=float, default=20.0, help="audio seconds per run (default: %(default)s)")
-    p.add_argument("--repeats", type=int, default=5, help="runs per pipeline; the minimum counts (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="runs per pipeline; the minimum counts (default: %(default)s)")
     p.add_argument("--chunks-ms", type=int, nargs="+", default=[10, 20, 32, 100])
     p.add_argument("--out", type=Path, default=RESULTS / "single_stream.json")
     return p.parse_args()
@@ -144,19 +146,21 @@ def main() -> None:
         from silero_vad import load_silero_vad
 
         silero = load_silero_vad(onnx=True)  # onnxruntime, 1 intra-op thread
-    print(f"model: {model_name} ({model.config.num_layers}x{model.config.hidden_size}), {seconds:.0f} s of audio, 1 thread, "
-          f"RTF = CPU s per audio s (min of {args.repeats}); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"model: {model_name} ({model.config.num_layers}x{model.config.hidden_size}), {seconds:.0f} s of audio, "
+          f"1 thread, RTF = CPU s per audio s (min of {args.repeats}); load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
     rows, peers = [], {}
     for ms in args.chunks_ms:
         size = 16 * ms
         chunks = [audio[i : i + size] for i in range(0, audio.size - size + 1, size)]
-        runs = {"session": lambda: session_run(model, chunks)}
-        runs.update({f"engine_{b}": (lambda e=e: engine_run(e, chunks)) for b, e in engines.items()})
+        runs = {"session": partial(session_run, model, chunks)}
+        runs.update({f"engine_{b}": partial(engine_run, e, chunks) for b, e in engines.items()})
         if ms == 32:  # like for like with the peers, which have no segmenter
             fastest = engines["onnx" if "onnx" in engines else "eager"]
-            runs["streamseq_without_segmenter_32ms"] = lambda: engine_run_without_segmenter(fastest, chunks)
+            runs["streamseq_without_segmenter_32ms"] = partial(engine_run_without_segmenter, fastest, chunks)
         if ms == 32 and silero is not None:
-            runs["silero_onnx_32ms"] = lambda: silero_run(silero, [audio[i : i + 512] for i in range(0, audio.size - 511, 512)])
+            silero_chunks = [audio[i : i + 512] for i in range(0, audio.size - 511, 512)]
+            runs["silero_onnx_32ms"] = partial(silero_run, silero, silero_chunks)
         if ms in (10, 32) and has["webrtcvad"]:
             frame = 10 if ms == 10 else 30
             runs[f"webrtc_{frame}ms"] = lambda frame=frame: webrtc_run(audio, frame)
@@ -165,7 +169,8 @@ def main() -> None:
         row = {"chunk_ms": ms, **{k: v for k, v in times.items() if k not in peers}}
         best = min(engines, key=lambda b: row[f"engine_{b}"])
         row["best"] = f"engine_{best}"
-        row["stages"] = {k: v / seconds for k, v in cpu_seconds(stage_runs(model, engines[best], chunks), args.repeats).items()}
+        stages = cpu_seconds(stage_runs(model, engines[best], chunks), args.repeats)
+        row["stages"] = {k: v / seconds for k, v in stages.items()}
         rows.append(row)
 
     cols = ["session"] + [f"engine_{b}" for b in engines]

@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-__all__ = ["PackageFiles", "PACKAGE_FILES", "FESTIVAL_VOICE_KEYS", "MissingSystemFileError", "locate", "package_files", "install_command"]
+__all__ = [
+    "PackageFiles", "PACKAGE_FILES", "FESTIVAL_VOICE_KEYS", "MissingSystemFileError", "locate", "package_files",
+    "install_command",
+]
 
 
 class MissingSystemFileError(FileNotFoundError):
@@ -94,24 +97,35 @@ PACKAGE_FILES: dict[str, PackageFiles] = {p.key: p for p in (
         ("warzone2100-music", "warzone2100-music", "*.opus", "game music", "/usr/share/games/warzone2100/music"),
         ("planetblupi-music", "planetblupi-music-ogg", "*.ogg", "game music", "/usr/share/planetblupi/music"),
         ("colobot-music", "colobot-common-sounds", "*/colobot/music/*", "game music", "/usr/share/games/colobot/music"),
-        ("supertux-music", "supertux-data", "*/supertux2/music/*.ogg", "game music", "/usr/share/games/supertux2/music"),
+        ("supertux-music", "supertux-data", "*/supertux2/music/*.ogg", "game music",
+         "/usr/share/games/supertux2/music"),
         ("marsshooter-music", "marsshooter-data", "*/audio/music/*", "game music",
          "/usr/share/games/marsshooter/audio/music"),
         ("flare-music", "flare-game", "*/music/*.ogg", "game music", "/usr/share/games/flare/mods/fantasycore/music"),
-        ("openclonk-music", "openclonk-data", "*/Music.ocg/*.ogg", "game music", "/usr/share/games/openclonk/Music.ocg"),
+        ("openclonk-music", "openclonk-data", "*/Music.ocg/*.ogg", "game music",
+         "/usr/share/games/openclonk/Music.ocg"),
         ("hyperrogue-music", "hyperrogue-music", "*/hyperrogue/music/*", "game music", "/usr/share/hyperrogue/music"),
         ("asc-music", "asc-music", "*/asc/music/*", "game music", "/usr/share/games/asc/music"),
-        ("lincity-music", "lincity-ng-data", "*/lincity-ng/music/*", "game music", "/usr/share/games/lincity-ng/music/default"),
-        ("ufoai-music", "ufoai-music", "*/0music.pk3", "game music (zip archive)", "/usr/share/games/ufoai/base/0music.pk3"),
+        ("lincity-music", "lincity-ng-data", "*/lincity-ng/music/*", "game music",
+         "/usr/share/games/lincity-ng/music/default"),
+        ("ufoai-music", "ufoai-music", "*/0music.pk3", "game music (zip archive)",
+         "/usr/share/games/ufoai/base/0music.pk3"),
         # effects and instrument samples
-        ("hedgewars-sounds", "hedgewars-data", "*/Data/Sounds/*", "game effects", "/usr/share/games/hedgewars/Data/Sounds"),
-        ("colobot-sounds", "colobot-common-sounds", "*/colobot/sounds/*", "game effects", "/usr/share/games/colobot/sounds"),
-        ("supertux-sounds", "supertux-data", "*/supertux2/sounds/*", "game effects", "/usr/share/games/supertux2/sounds"),
+        ("hedgewars-sounds", "hedgewars-data", "*/Data/Sounds/*", "game effects",
+         "/usr/share/games/hedgewars/Data/Sounds"),
+        ("colobot-sounds", "colobot-common-sounds", "*/colobot/sounds/*", "game effects",
+         "/usr/share/games/colobot/sounds"),
+        ("supertux-sounds", "supertux-data", "*/supertux2/sounds/*", "game effects",
+         "/usr/share/games/supertux2/sounds"),
         ("flare-sounds", "flare-game", "*/soundfx/*", "game effects", "/usr/share/games/flare/mods"),
-        ("hyperrogue-sounds", "hyperrogue-music", "*/hyperrogue/sounds/*", "game effects", "/usr/share/hyperrogue/sounds"),
-        ("marsshooter-sounds", "marsshooter-data", "*/audio/toon/*", "game effects", "/usr/share/games/marsshooter/audio/toon"),
-        ("lincity-sounds", "lincity-ng-data", "*/lincity-ng/sounds/*", "game effects", "/usr/share/games/lincity-ng/sounds"),
-        ("ufoai-sounds", "ufoai-sound", "*/0snd.pk3", "game effects (zip archive)", "/usr/share/games/ufoai/base/0snd.pk3"),
+        ("hyperrogue-sounds", "hyperrogue-music", "*/hyperrogue/sounds/*", "game effects",
+         "/usr/share/hyperrogue/sounds"),
+        ("marsshooter-sounds", "marsshooter-data", "*/audio/toon/*", "game effects",
+         "/usr/share/games/marsshooter/audio/toon"),
+        ("lincity-sounds", "lincity-ng-data", "*/lincity-ng/sounds/*", "game effects",
+         "/usr/share/games/lincity-ng/sounds"),
+        ("ufoai-sounds", "ufoai-sound", "*/0snd.pk3", "game effects (zip archive)",
+         "/usr/share/games/ufoai/base/0snd.pk3"),
         ("ri-li-sounds", "ri-li-data", "*/Ri-li/Sounds/*.wav", "game effects", "/usr/share/games/ri-li/Ri-li/Sounds"),
         ("hydrogen-drumkits", "hydrogen-drumkits", "*/drumkits/*", "drum samples", "/usr/share/hydrogen/data/drumkits"),
         ("lmms-samples", "lmms-common", "*/lmms/samples/*", "instrument samples", "/usr/share/lmms/samples"),
@@ -134,7 +148,7 @@ def install_command(*packages: str) -> str:
     return f"{sudo}apt-get install -y --no-install-recommends {' '.join(packages)}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def package_files(package: str) -> tuple[str, ...] | None:
     """Every path ``dpkg-query -L package`` lists, in its order; None when the package is not installed.
 

@@ -10,7 +10,9 @@ from streamseq.features import FeatureConfig, compute_features
 from streamseq.models import ModelConfig, build_model
 from streamseq.models.export import onnx_available
 
-needs_ort = pytest.mark.skipif(not onnx_available(), reason="onnx / onnxruntime not installed: pip install 'streamseq[export]'")
+needs_ort = pytest.mark.skipif(
+    not onnx_available(), reason="onnx / onnxruntime not installed: pip install 'streamseq[export]'"
+)
 
 
 def chunk(signal: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
@@ -35,7 +37,8 @@ def noisy_tone(seconds: float, rate: int = 16000, seed: int = 0, channels: int =
 def make_model(kind: str = "uni", delay: int = 0, seed: int = 0, hidden: int = 16, outputs: int = 1):
     """A small randomly initialised model whose normalisation comes from real features."""
     torch.manual_seed(seed)
-    model = build_model(ModelConfig(kind=kind, hidden_size=hidden, output_delay=delay, n_outputs=outputs), FeatureConfig())
+    config = ModelConfig(kind=kind, hidden_size=hidden, output_delay=delay, n_outputs=outputs)
+    model = build_model(config, FeatureConfig())
     feats = compute_features(noisy_tone(1.0, seed=seed + 1))
     model.set_normalization(feats.mean(0), feats.std(0))
     return model.eval()

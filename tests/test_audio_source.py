@@ -18,10 +18,9 @@ import pytest
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from virtual_capture import VirtualCapture, make_virtual_capture, needs_portaudio, run_python  # noqa: E402
-
 from streamseq.audio.devices import NoInputDeviceError, pick_input_device  # noqa: E402
 from streamseq.audio.source import FileSource, MicrophoneSource  # noqa: E402
+from virtual_capture import VirtualCapture, make_virtual_capture, needs_portaudio, run_python  # noqa: E402
 
 RATE = 16_000  # Hz
 DURATION_S = 1.5
@@ -80,6 +79,7 @@ print(json.dumps(info))
 """
 
 
+@pytest.mark.slow
 @needs_portaudio
 def test_virtual_microphone_capture_returns_the_known_recording(
     virtual_mic: VirtualCapture, recording: tuple[Path, np.ndarray], tmp_path: Path
@@ -124,6 +124,7 @@ print(json.dumps({"dropped": mic.dropped_blocks, "overflows": mic.overflows, "re
 """
 
 
+@pytest.mark.slow
 @needs_portaudio
 def test_microphone_counts_dropped_blocks_when_consumer_does_not_read(
     virtual_mic: VirtualCapture, recording: tuple[Path, np.ndarray], tmp_path: Path
@@ -167,6 +168,7 @@ def device_queries(virtual_mic: VirtualCapture) -> dict:
     return json.loads(run_python(DEVICES_CHILD, virtual_mic.env, [virtual_mic.device]).stdout.splitlines()[-1])
 
 
+@pytest.mark.slow
 @needs_portaudio
 def test_list_input_devices_reports_virtual_device_with_file_rate(
     device_queries: dict, virtual_mic: VirtualCapture
@@ -176,6 +178,7 @@ def test_list_input_devices_reports_virtual_device_with_file_rate(
     assert entry["default_samplerate"] == RATE and entry["max_input_channels"] >= 1
 
 
+@pytest.mark.slow
 @needs_portaudio
 def test_resolve_device_matches_name_substring_case_insensitively_or_index(
     device_queries: dict, virtual_mic: VirtualCapture
@@ -185,6 +188,7 @@ def test_resolve_device_matches_name_substring_case_insensitively_or_index(
     assert device_queries["by_index"] == device_queries["inputs"][0]["index"]
 
 
+@pytest.mark.slow
 @needs_portaudio
 def test_bad_device_spec_raises_value_error_listing_inputs(device_queries: dict, virtual_mic: VirtualCapture) -> None:
     for key, spec in (("bad_spec", "no-such-microphone"), ("bad_index", "999"), ("bad_source", "no-such-microphone")):
@@ -206,6 +210,7 @@ except PortAudioUnavailableError as exc:
 """
 
 
+@pytest.mark.slow
 def test_missing_portaudio_library_gives_runtime_error_naming_libportaudio2() -> None:
     message = run_python(MISSING_PORTAUDIO_CHILD, dict(os.environ)).stdout
     assert "libportaudio2" in message and "apt-get install libportaudio2" in message, message

@@ -75,6 +75,7 @@ def speech_scene(rate: int, channels: int, seed: int) -> tuple[np.ndarray, list[
     return scene, regions
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_shipped_vad_uni_finds_known_speech_regions(tmp_path):
     expected = {}
@@ -86,11 +87,12 @@ def test_shipped_vad_uni_finds_known_speech_regions(tmp_path):
     for name, regions in expected.items():
         found = json.loads((tmp_path / "out" / Path(name).with_suffix(".json")).read_text())["segments"]
         assert len(found) == len(regions), (name, found, regions)
-        for seg, (start, end) in zip(found, regions):
+        for seg, (start, end) in zip(found, regions, strict=True):
             assert abs(seg["start"] - start) < 0.2 and abs(seg["end"] - end) < 0.2, (name, seg, (start, end))
 
 
 # --------------------------------------------------------------------------- formats
+@pytest.mark.slow
 def test_every_output_format_parses(tmp_path, ckpt):
     wav = write(tmp_path / "in" / "tone one.wav", noisy_tone(3.0))
     seg_args = ["--threshold", "0", "--max-segment", "1", "--min-speech", "0.1"]  # 3+ segments
@@ -122,6 +124,7 @@ def test_every_output_format_parses(tmp_path, ckpt):
 
 
 # --------------------------------------------------------------------------- robustness
+@pytest.mark.slow
 def test_bad_files_are_named_and_the_good_ones_processed(tmp_path, ckpt):
     write(tmp_path / "in" / "good.wav", noisy_tone(1.0))
     write(tmp_path / "in" / "sub" / "good2.flac", noisy_tone(1.0, rate=44100, channels=2), 44100)
@@ -136,6 +139,7 @@ def test_bad_files_are_named_and_the_good_ones_processed(tmp_path, ckpt):
     assert done == ["good.json", "sub/good2.json"]
 
 
+@pytest.mark.slow
 def test_outputs_are_not_overwritten_without_force_and_reruns_skip(tmp_path, ckpt):
     for i in range(2):
         write(tmp_path / "in" / f"f{i}.wav", noisy_tone(1.0, seed=i))
@@ -155,6 +159,7 @@ def test_outputs_are_not_overwritten_without_force_and_reruns_skip(tmp_path, ckp
 
 
 # --------------------------------------------------------------------------- consistency
+@pytest.mark.slow
 def test_file_path_equals_the_streaming_path(tmp_path, ckpt):
     model = streamseq.load_model(ckpt["uni"])
     signal = noisy_tone(6.0, rate=44100, channels=2, seed=5)
@@ -171,11 +176,12 @@ def test_file_path_equals_the_streaming_path(tmp_path, ckpt):
     np.testing.assert_allclose(np.load(tmp_path / "out" / "s.frames.npy"), probs, atol=1e-6)
     got = json.loads((tmp_path / "out" / "s.json").read_text())["segments"]
     assert len(expected) > 3 and len(got) == len(expected)
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         assert (g["start"], g["end"]) == (round(e.start, 3), round(e.end, 3))
         assert abs(g["mean_prob"] - e.mean_prob) < 1e-4
 
 
+@pytest.mark.slow
 def test_bi_model_windows_agree_with_whole_file_processing(tmp_path, ckpt):
     model = streamseq.load_model(ckpt["bi"])
     signal = noisy_tone(5.0, seed=6)
@@ -202,6 +208,7 @@ def test_bi_windows_bound_the_buffer_and_tile_the_input():
     assert sum(len(o) for o in outs) == 400
 
 
+@pytest.mark.slow
 def test_channel_picks_one_channel_and_is_validated(tmp_path, ckpt):
     model = streamseq.load_model(ckpt["uni"])
     left, right = noisy_tone(2.0, seed=7), 0.1 * noisy_tone(2.0, seed=8)[::-1].copy()
@@ -216,6 +223,7 @@ def test_channel_picks_one_channel_and_is_validated(tmp_path, ckpt):
     assert cli(wav, "--model", ckpt["uni"], "--channel", "-1").returncode == 2
 
 
+@pytest.mark.slow
 def test_shards_partition_the_sorted_inputs(tmp_path, ckpt):
     names = [f"d{i}/x{i}.wav" for i in range(5)]
     for i, name in enumerate(names):
@@ -229,6 +237,7 @@ def test_shards_partition_the_sorted_inputs(tmp_path, ckpt):
     assert shards == [everything[0::2], everything[1::2]]
 
 
+@pytest.mark.slow
 def test_example_script_runs(tmp_path, ckpt):
     wav = write(tmp_path / "e.wav", noisy_tone(1.0))
     run = subprocess.run([sys.executable, str(REPO / "examples" / "process_files.py"), str(wav),
@@ -237,6 +246,7 @@ def test_example_script_runs(tmp_path, ckpt):
     assert "e.wav" in run.stdout
 
 
+@pytest.mark.slow
 def test_table_on_a_terminal_reads_cleanly_around_the_progress_bars():
     """The README's demo command as a person sees it: stdout and stderr on one terminal."""
     import fcntl

@@ -29,6 +29,7 @@ def files_of(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_layout_audio_and_labels(built):
     root = built[0]
     assert root.name.startswith("corpus-") and (root / "COMPLETE").exists()
@@ -49,6 +50,7 @@ def test_layout_audio_and_labels(built):
             assert (meta["speech_source"] == "none") == (labels.sum() == 0)
 
 
+@pytest.mark.slow
 def test_same_seed_is_byte_identical_regardless_of_jobs(built):
     a, b = built
     assert a.name == b.name
@@ -59,12 +61,14 @@ def test_same_seed_is_byte_identical_regardless_of_jobs(built):
             assert fa[name] == fb[name], name
 
 
+@pytest.mark.slow
 def test_different_seed_gives_a_different_corpus(built, tmp_path):
     c = build_corpus(tmp_path, seed=12, jobs=1, progress=False, train_hours=0.005, valid_hours=0.005)
     assert c.name != built[0].name
     assert (c / "train" / "manifest.jsonl").read_bytes() != (built[0] / "train" / "manifest.jsonl").read_bytes()
 
 
+@pytest.mark.slow
 def test_second_call_returns_cached(built):
     root = built[0]
     t0 = time.perf_counter()
@@ -72,6 +76,7 @@ def test_second_call_returns_cached(built):
     assert again == root and time.perf_counter() - t0 < 5.0
 
 
+@pytest.mark.slow
 def test_interrupted_build_resumes_to_the_same_result(built, tmp_path):
     ref = built[0]
     partial = tmp_path / (ref.name + ".partial")
@@ -89,6 +94,7 @@ def test_interrupted_build_resumes_to_the_same_result(built, tmp_path):
     assert files_of(out) == files_of(ref)
 
 
+@pytest.mark.slow
 def test_train_and_valid_are_disjoint(built):
     root = built[0]
     split = json.loads((root / "split.json").read_text())

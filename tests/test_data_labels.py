@@ -108,3 +108,15 @@ def test_bad_inputs_say_what_was_expected():
         speech_labels(np.zeros(100, dtype=np.float32), sr=16050)
     with pytest.raises(ValueError, match="expected \\(2,\\)"):
         frames_to_samples(np.zeros(3), 320)
+
+
+def test_an_audible_noise_floor_is_not_labelled_speech():
+    """A recording with hiss 30 dB under the speech: the old rule (35 dB under the peak) took
+    the hiss for speech; the noise-floor margin keeps only the burst."""
+    rng = np.random.default_rng(0)
+    x = 10 ** (-40 / 20) * rng.standard_normal(3 * 16000)  # hiss at -40 dBFS
+    t = np.arange(16000) / 16000
+    x[16000:32000] += 10 ** (-10 / 20) * np.sqrt(2) * np.sin(2 * np.pi * 300 * t)  # 1 s burst at -10 dBFS
+    labels = speech_labels(x.astype(np.float32))
+    assert labels[100:200].all() and not labels[:95].any() and not labels[205:].any()
+    assert speech_labels(x.astype(np.float32), noise_margin_db=-100.0).mean() > 0.9  # without it: all hiss

@@ -57,6 +57,7 @@ def measured_snr(clip) -> float:
     return 10 * np.log10(np.mean(speech[active] ** 2) / np.mean(noise**2))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("background", ["music", "effects", "noise"])
 @pytest.mark.parametrize("snr", [-5.0, 0.0, 12.5, 30.0])
 def test_snr_is_hit_within_half_a_db(pools, background, snr):
@@ -68,6 +69,7 @@ def test_snr_is_hit_within_half_a_db(pools, background, snr):
     np.testing.assert_allclose(clip.speech + clip.noise, clip.audio, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_snr_holds_with_reverb_and_telephone(pools):
     cfg = MixConfig(p_nonspeech=0.0, p_clean=0.0, p_reverb=1.0, p_telephone=1.0, snr_db=(3.0, 3.0), augment=False)
     for seed in range(3):
@@ -76,6 +78,7 @@ def test_snr_holds_with_reverb_and_telephone(pools):
         assert abs(measured_snr(clip) - 3.0) < 0.5
 
 
+@pytest.mark.slow
 def test_gain_range_and_no_clipping(pools):
     for seed in range(12):
         clip = make_clip(np.random.default_rng(100 + seed), *pools, 6.0)
@@ -85,6 +88,7 @@ def test_gain_range_and_no_clipping(pools):
         assert clip.audio.dtype == np.float32 and clip.labels.dtype == np.uint8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("duration", [6.0, 6.00731, 13.3, 19.99])
 def test_label_length_is_ceil_n_over_160(pools, duration):
     clip = make_clip(np.random.default_rng(3), *pools, duration)
@@ -92,6 +96,7 @@ def test_label_length_is_ceil_n_over_160(pools, duration):
     assert clip.audio.shape == (n,) and clip.labels.shape == (math.ceil(n / 160),)
 
 
+@pytest.mark.slow
 def test_non_speech_clips_have_all_zero_labels(pools):
     cfg = MixConfig(p_nonspeech=1.0)
     for seed in range(6):
@@ -101,12 +106,14 @@ def test_non_speech_clips_have_all_zero_labels(pools):
         assert np.max(np.abs(clip.audio)) > 0
 
 
+@pytest.mark.slow
 def test_about_15_percent_of_clips_are_non_speech(pools):
     cfg = MixConfig(**NO_EXTRAS)
     flags = [make_clip(np.random.default_rng(s), *pools, 2.0, cfg).meta["speech_source"] == "none" for s in range(150)]
     assert 0.08 <= np.mean(flags) <= 0.24
 
 
+@pytest.mark.slow
 def test_speech_clips_have_speech_where_labelled(pools):
     cfg = MixConfig(p_nonspeech=0.0, p_clean=1.0, **NO_EXTRAS)
     clip = make_clip(np.random.default_rng(5), *pools, 10.0, cfg, keep_parts=True)
@@ -121,6 +128,7 @@ def test_speech_clips_have_speech_where_labelled(pools):
     assert agree > 0.9
 
 
+@pytest.mark.slow
 def test_labels_come_from_dry_speech(pools):
     dry = make_clip(np.random.default_rng(9), *pools, 9.0, MixConfig(p_nonspeech=0.0, p_reverb=0.0))
     wet = make_clip(np.random.default_rng(9), *pools, 9.0, MixConfig(p_nonspeech=0.0, p_reverb=1.0))
@@ -128,6 +136,7 @@ def test_labels_come_from_dry_speech(pools):
     np.testing.assert_array_equal(dry.labels, wet.labels)
 
 
+@pytest.mark.slow
 def test_same_seed_same_clip(pools):
     a = make_clip(np.random.default_rng(42), *pools, 12.0)
     b = make_clip(np.random.default_rng(42), *pools, 12.0)
@@ -135,6 +144,7 @@ def test_same_seed_same_clip(pools):
     assert a.meta == b.meta
 
 
+@pytest.mark.slow
 def test_music_loops_to_fill(pools):
     tone = (0.3 * np.sin(2 * np.pi * 330 * np.arange(SR // 2) / SR)).astype(np.float32)
     noise = NoisePool(music=[("tone", tone)], effects=pools[1].effects)
@@ -184,6 +194,7 @@ def test_sources_are_16k_mono_and_exclude_spoken_effects():
     assert x.ndim == 1 and x.dtype == np.float32 and x.size == pytest.approx(1.09 * SR, rel=0.01)
 
 
+@pytest.mark.slow
 def test_tts_engines_voices_and_determinism():
     voices = list_voices()
     by_engine = {e: [v for v in voices if v.engine == e] for e in ("espeak", "flite", "festival")}
@@ -193,6 +204,7 @@ def test_tts_engines_voices_and_determinism():
     assert sr1 == sr2 and a1.dtype == np.float32 and np.array_equal(a1, a2) and a1.size > 0.3 * sr1
 
 
+@pytest.mark.slow
 def test_recorded_speech_clips_come_from_one_package_and_fixed_snrs_name_their_band(pools):
     speech, noise = pools
     recorded = [Utterance(u.audio, "recorded", f"{pkg}:{i}") for i, u in enumerate(speech.utterances[:6])

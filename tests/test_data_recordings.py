@@ -19,7 +19,9 @@ def installed(name: str) -> bool:
 
 
 needs_train_setup = pytest.mark.skipif(
-    not all(installed(c.name) for c in COLLECTIONS), reason="the recordings of scripts/setup.sh --train are not installed")
+    not all(installed(c.name) for c in COLLECTIONS),
+    reason="the recordings of scripts/setup.sh --train are not installed",
+)
 needs_ffmpeg = pytest.mark.skipif(not installed("ffmpeg"), reason="ffmpeg comes with scripts/setup.sh --train")
 
 
@@ -112,6 +114,7 @@ def test_random_eq_changes_the_balance_not_the_length_or_timing():
     assert lag < 50  # min-phase biquads: no delay beyond a few ms
 
 
+@pytest.mark.slow
 @needs_ffmpeg
 @pytest.mark.parametrize("codec", sorted(CODECS))
 def test_codec_round_trip_stays_aligned_with_the_input(codec):

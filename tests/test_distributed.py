@@ -6,9 +6,12 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 from streamseq import load_model
+
+pytestmark = pytest.mark.slow  # torchrun: two training processes
 
 SCRIPT = textwrap.dedent(
     """

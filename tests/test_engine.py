@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
 from conftest import make_model, needs_ort, noisy_tone
 from streamseq import FrameOutputs, Session
 from streamseq.streaming.engine import Engine
-
 
 
 def alone(model, parts, rate) -> FrameOutputs:
@@ -51,7 +52,7 @@ def test_each_stream_equals_a_separate_session_under_random_joins_leaves_and_chu
     fed, got, rate_of = simulate(engine, seed=delay)
     assert len(engine) == 0 and len(got) > 12
     for sid, outs in got.items():
-        for a, b in zip(outs, outs[1:]):
+        for a, b in pairwise(outs):
             assert b.start_frame == a.start_frame + len(a)  # consecutive, no gaps or repeats
         streamed, expected = FrameOutputs.concat(outs), alone(model, fed[sid], rate_of[sid])
         assert streamed.start_frame == 0 and streamed.values.shape == expected.values.shape
@@ -99,7 +100,7 @@ def test_streams_with_different_frame_counts_step_as_a_staircase_without_padding
     engine = Engine(make_model("uni"), "eager")
     ids = [engine.open() for _ in range(4)]
     calls = count_calls(engine)
-    for sid, ms in zip(ids, (20, 50, 50, 10)):
+    for sid, ms in zip(ids, (20, 50, 50, 10), strict=True):
         engine.accept(sid, noisy_tone(ms / 1000, seed=sid), sample_rate=16000)
     out = engine.step()
     assert calls == [(4, 1), (3, 1), (2, 3)]  # frames 0..1 for all, 1..2 for three, 2..5 for two

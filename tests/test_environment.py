@@ -28,6 +28,7 @@ def doctor(env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------- Debian packages
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", sorted(PACKAGE_FILES))
 def test_every_system_path_belongs_to_the_package_it_names(key):
     spec = PACKAGE_FILES[key]
@@ -35,7 +36,8 @@ def test_every_system_path_belongs_to_the_package_it_names(key):
         pytest.skip(f"{spec.package} is installed by scripts/setup.sh --train, not run on this machine")
     path = locate(key)
     owners = subprocess.run(["dpkg-query", "-S", str(path)], capture_output=True, text=True, check=True).stdout
-    assert spec.package in re.split(r"[,:\s]+", owners.split(": ")[0]), f"{path} belongs to {owners!r}, not {spec.package}"
+    packages = re.split(r"[,:\s]+", owners.split(": ")[0])
+    assert spec.package in packages, f"{path} belongs to {owners!r}, not {spec.package}"
     assert os.path.realpath(path.parent) == str(path.parent), f"{path} is reached through a link"
     assert path.exists()
 
@@ -71,6 +73,7 @@ def test_an_installed_package_without_the_expected_files_says_so():
         locate(wrong)
 
 
+@pytest.mark.slow
 def test_the_asterisk_prompts_are_read_from_their_own_package_not_the_en_link():
     from streamseq.data.sources import real_speech_files
 
@@ -118,6 +121,7 @@ def test_every_dependency_of_streamseq_is_in_the_lock():
 # --------------------------------------------------------------------------- streamseq doctor
 
 
+@pytest.mark.slow
 def test_doctor_passes_here_and_reports_every_component():
     run = doctor()
     assert run.returncode == 0, run.stdout + run.stderr
@@ -130,6 +134,7 @@ def test_doctor_passes_here_and_reports_every_component():
     assert "all required parts present" in run.stdout
 
 
+@pytest.mark.slow
 def test_doctor_fails_on_an_unwritable_cache_and_says_what_to_set(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -138,6 +143,7 @@ def test_doctor_fails_on_an_unwritable_cache_and_says_what_to_set(tmp_path):
     assert "STREAMSEQ_CACHE" in run.stdout and "required part(s) missing: cache folder" in run.stdout
 
 
+@pytest.mark.slow
 def test_doctor_without_the_debian_package_database_fails_and_names_it():
     run = doctor({"PATH": os.path.dirname(sys.executable)})  # no dpkg-query on PATH
     assert run.returncode == 1

@@ -47,9 +47,11 @@ def test_music_only_clips_report_raw_and_segmented_false_alarms(split):
     assert fa["rate"] == pytest.approx(0.03) and fa["segment_rate"] == 0.0
 
 
+@pytest.mark.slow
 def test_eval_cli_prints_and_writes_the_tables(split, tmp_path):
     md = tmp_path / "eval.md"
-    run = subprocess.run([sys.executable, "-m", "streamseq.cli.main", "eval", "--data", str(split), "--models", "vad-uni",
-                          "--no-peers", "--by", "--markdown", str(md)], capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-m", "streamseq.cli.main", "eval", "--data", str(split), "--models",
+                          "vad-uni", "--no-peers", "--by", "--markdown", str(md)],
+                         capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "| vad-uni |" in run.stdout and "ROC-AUC" in md.read_text()

@@ -11,7 +11,14 @@ from conftest import make_model, needs_ort
 from streamseq.cli.main import main
 from streamseq.models import save_checkpoint
 from streamseq.models.export import (
-    OnnxStep, StepModule, example_inputs, export, load_torchscript, max_abs_diff, onnx_available, step_function,
+    OnnxStep,
+    StepModule,
+    example_inputs,
+    export,
+    load_torchscript,
+    max_abs_diff,
+    onnx_available,
+    step_function,
     torch_step,
 )
 

@@ -55,7 +55,8 @@ def test_stand_in_delays_are_the_known_values(shift, delay):
 def test_chunking_adds_at_most_one_chunk_of_waiting():
     audio, labels = synthetic()
     exact, chunked = (
-        measure_clip(stream_arrivals(ReferenceProcessor(labels, 2, 5), audio, chunk_ms=ms, sample_rate=16000), labels, CFG)
+        measure_clip(stream_arrivals(ReferenceProcessor(labels, 2, 5), audio, chunk_ms=ms, sample_rate=16000),
+                     labels, CFG)
         for ms in (10, 32)
     )
     for a, b in ((exact.onset_delays_s, chunked.onset_delays_s), (exact.offset_delays_s, chunked.offset_delays_s)):
@@ -110,6 +111,7 @@ def tiny_set(tmp_path_factory) -> tuple[Path, list[str]]:
     return data, paths
 
 
+@pytest.mark.slow
 def test_cli_writes_table_and_plots(tiny_set, tmp_path):
     data, models = tiny_set
     out = tmp_path / "report"
@@ -138,6 +140,7 @@ def test_cli_names_missing_models_without_traceback(tiny_set, tmp_path, capsys):
     assert "nope.pt not found" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_example_runs(tiny_set):
     data, models = tiny_set
     done = subprocess.run([sys.executable, "examples/latency_comparison.py", "--data", str(data), "--models", *models],

@@ -29,8 +29,6 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from virtual_capture import VirtualCapture, make_virtual_capture, needs_portaudio, run_python  # noqa: E402
-
 from streamseq import BufferedProcessor, Session, load_model  # noqa: E402
 from streamseq.apps.live import BiDecision, BlockUpdate, LivePipeline, UniSegment  # noqa: E402
 from streamseq.apps.live_view import LiveView, PlainView  # noqa: E402
@@ -41,11 +39,14 @@ from streamseq.features import FeatureConfig, compute_features  # noqa: E402
 from streamseq.models import ModelConfig, build_model, save_checkpoint  # noqa: E402
 from streamseq.models.checkpoint import pretrained_path  # noqa: E402
 from streamseq.tasks.vad.postprocess import segments_from_probs  # noqa: E402
+from virtual_capture import VirtualCapture, make_virtual_capture, needs_portaudio, run_python  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 48_000  # Hz, resampled to 16 kHz by the frontend
 TOTAL_S = 10.0
-PHRASES = [(0.8, "turn on the lights in the kitchen"), (4.0, "what is the weather like tomorrow"), (7.5, "stop the music")]
+PHRASES = [
+    (0.8, "turn on the lights in the kitchen"), (4.0, "what is the weather like tomorrow"), (7.5, "stop the music")
+]
 BOUNDARY_TOL_S = 0.1
 
 
@@ -114,7 +115,8 @@ def energy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def tone_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """2 s at 16 kHz: a 1 s tone burst in noise."""
     t = np.arange(2 * 16000) / 16000
-    x = 0.003 * np.random.default_rng(2).standard_normal(t.size) + 0.3 * np.sin(2 * np.pi * 300 * t) * (np.abs(t - 1) < 0.5)
+    burst = 0.3 * np.sin(2 * np.pi * 300 * t) * (np.abs(t - 1) < 0.5)
+    x = 0.003 * np.random.default_rng(2).standard_normal(t.size) + burst
     path = tmp_path_factory.mktemp("tone") / "tone.wav"
     sf.write(str(path), x.astype(np.float32), 16000)
     return path
@@ -129,6 +131,7 @@ def offline_segments(model, path: Path) -> list[tuple[float, float]]:
 
 
 # --------------------------------------------------------------------------- pipeline (in process)
+@pytest.mark.slow
 def test_pipeline_matches_offline_and_bi_answers_once_the_utterance_ended(recording, energy) -> None:
     path, spans = recording
     uni, bi = load_model(energy["uni"]), load_model(energy["bi"])
@@ -167,6 +170,7 @@ def test_pipeline_matches_offline_and_bi_answers_once_the_utterance_ended(record
     assert "uni segment" in screen and "bi wait" in screen and screen.count(" – ") >= 6, screen
 
 
+@pytest.mark.slow
 def test_segment_cut_by_the_end_of_the_stream_has_no_latency(recording, energy) -> None:
     pipeline = LivePipeline(load_model(energy["uni"]), load_model(energy["bi"]))
     with FileSource(recording[0], realtime=False) as source:
@@ -178,6 +182,7 @@ def test_segment_cut_by_the_end_of_the_stream_has_no_latency(recording, energy) 
     assert summary.mean_bi_wait_s == pytest.approx(pipeline.bi_decisions[0].wait_s)
 
 
+@pytest.mark.slow
 def test_decision_times_include_the_uni_output_delay(recording) -> None:
     pipeline = LivePipeline(energy_vad("uni", output_delay=5))
     events = []
@@ -203,6 +208,7 @@ def virtual_phrases(recording, tmp_path_factory: pytest.TempPathFactory) -> Virt
     return make_virtual_capture(recording[0], tmp_path_factory.mktemp("alsa"), pad_s=3.0)
 
 
+@pytest.mark.slow
 @needs_portaudio
 @pytest.mark.parametrize("models", ["shipped", "energy"])
 def test_mic_through_portaudio_matches_offline_and_bi_waits(models, recording, energy, virtual_phrases, tmp_path):
@@ -263,6 +269,7 @@ print(json.dumps({"summary": summary.to_dict(), "printed": out.getvalue(), "queu
 """
 
 
+@pytest.mark.slow
 @needs_portaudio
 def test_slow_consumer_with_tiny_queue_counts_and_reports_dropped_blocks(tone_file, energy, tmp_path) -> None:
     vc = make_virtual_capture(tone_file, tmp_path, pad_s=2.0)
@@ -278,6 +285,7 @@ def test_slow_consumer_with_tiny_queue_counts_and_reports_dropped_blocks(tone_fi
     assert "input overflow" in info["printed"]
 
 
+@pytest.mark.slow
 def test_missing_portaudio_exits_2_with_install_hint(energy) -> None:
     code = ("import ctypes.util, sys\nctypes.util.find_library = lambda name: None\n"
             "from streamseq.cli.main import main\nsys.exit(main(sys.argv[1:]))")
@@ -303,6 +311,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.slow
 @needs_portaudio
 def test_list_devices_and_unknown_device(tone_file, energy, tmp_path) -> None:
     vc = make_virtual_capture(tone_file, tmp_path, pad_s=0.5)
@@ -331,6 +340,7 @@ def test_input_file_is_paced_in_real_time_unless_fast(tone_file, energy, tmp_pat
     np.testing.assert_array_equal(sf.read(str(tmp_path / "rec.wav"))[0], sf.read(str(tone_file))[0])
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_prints_the_summary(recording, energy, tmp_path) -> None:
     out = tmp_path / "interrupted.json"
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -349,6 +359,7 @@ def test_ctrl_c_stops_cleanly_and_prints_the_summary(recording, energy, tmp_path
     assert 1.0 < stream_s < 5.0, stream_s
 
 
+@pytest.mark.slow
 def test_example_script_prints_uni_then_bi_for_each_utterance(recording, energy) -> None:
     proc = subprocess.run(
         [sys.executable, str(REPO / "examples" / "live_mic_demo.py"), "--input", str(recording[0]), "--fast",

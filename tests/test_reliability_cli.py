@@ -77,6 +77,7 @@ def corpus(tmp_path) -> Path:
 
 
 # --------------------------------------------------------------------------- 1. stale results
+@pytest.mark.slow
 def test_rerun_redoes_the_outputs_a_single_file_force_run_left_with_the_old_settings(tmp_path, corpus, uni):
     out = tmp_path / "out"
     assert process(corpus, "--model", uni, "--out", out).returncode == 0
@@ -89,6 +90,7 @@ def test_rerun_redoes_the_outputs_a_single_file_force_run_left_with_the_old_sett
     assert outputs(out) == outputs(tmp_path / "fresh") != old
 
 
+@pytest.mark.slow
 def test_rerun_redoes_the_output_a_failed_input_left_with_the_old_settings(tmp_path, corpus, uni):
     out = tmp_path / "out"
     assert process(corpus, "--model", uni, "--out", out).returncode == 0
@@ -104,6 +106,7 @@ def test_rerun_redoes_the_output_a_failed_input_left_with_the_old_settings(tmp_p
     assert outputs(out) == outputs(tmp_path / "fresh")
 
 
+@pytest.mark.slow
 def test_rerun_after_ctrl_c_of_a_force_run_redoes_the_unfinished_files(tmp_path, uni):
     for i in range(10):
         write(tmp_path / "in" / f"f{i}.wav", noisy_tone(4.0, seed=i))
@@ -138,6 +141,7 @@ def test_rerun_after_ctrl_c_of_a_force_run_redoes_the_unfinished_files(tmp_path,
 
 
 # --------------------------------------------------------------------------- 2. messages, not tracebacks
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["onto a file", "under a file"])
 def test_process_out_that_cannot_be_a_folder_is_refused_before_any_work(tmp_path, corpus, uni, where):
     blocker = tmp_path / "taken.txt"
@@ -148,6 +152,7 @@ def test_process_out_that_cannot_be_a_folder_is_refused_before_any_work(tmp_path
     assert blocker.read_text() == "not a folder" and "file(s) ok" not in run.stderr  # nothing was processed
 
 
+@pytest.mark.slow
 def test_export_out_onto_an_existing_file_is_refused_with_a_message(tmp_path, uni):
     blocker = tmp_path / "taken.txt"
     blocker.write_text("not a folder")
@@ -155,6 +160,7 @@ def test_export_out_onto_an_existing_file_is_refused_with_a_message(tmp_path, un
     assert_one_line_error(run, f"--out {blocker}", "is a file, not a folder", code=1)
 
 
+@pytest.mark.slow
 def test_mic_reports_a_truncated_flac_after_saving_what_it_processed(tmp_path, uni):
     flac = write(tmp_path / "talk.flac", noisy_tone(3.0))
     data = flac.read_bytes()
@@ -166,6 +172,7 @@ def test_mic_reports_a_truncated_flac_after_saving_what_it_processed(tmp_path, u
     assert 0 < saved["summary"]["stream_s"] < 3.0 and "decoding failed" in saved["error"]
 
 
+@pytest.mark.slow
 def test_mic_reports_nan_samples_after_saving_what_came_before_them(tmp_path, uni):
     audio = noisy_tone(3.0)
     audio[20_000] = np.nan  # in the 26th block of 50 ms
@@ -176,6 +183,7 @@ def test_mic_reports_nan_samples_after_saving_what_came_before_them(tmp_path, un
     assert saved["summary"]["stream_s"] == 1.25 and saved["summary"]["blocks"] == 25
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", ["--json", "--screen", "--record"])
 def test_mic_output_that_cannot_be_written_is_refused_before_the_stream_starts(tmp_path, uni, option):
     wav = write(tmp_path / "talk.wav", noisy_tone(1.0))
@@ -185,6 +193,7 @@ def test_mic_output_that_cannot_be_written_is_refused_before_the_stream_starts(t
     assert run.stdout == ""  # the stream never started
 
 
+@pytest.mark.slow
 def test_mic_rejects_a_truncated_wav_as_process_does(tmp_path, uni):
     wav = write(tmp_path / "talk.wav", noisy_tone(2.0))
     data = wav.read_bytes()
@@ -193,6 +202,7 @@ def test_mic_rejects_a_truncated_wav_as_process_does(tmp_path, uni):
     assert_one_line_error(process(wav, "--model", uni), str(wav), "truncated", code=1)
 
 
+@pytest.mark.slow
 def test_missing_input_file_is_named_instead_of_a_system_error(tmp_path, uni):
     missing = tmp_path / "nope.wav"
     run = mic("--input", missing, "--model-uni", uni, "--no-bi")
@@ -200,6 +210,7 @@ def test_missing_input_file_is_named_instead_of_a_system_error(tmp_path, uni):
     assert "System error" not in run.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["-1", "0", "nan"])
 def test_mic_duration_must_be_positive(tmp_path, uni, value):
     wav = write(tmp_path / "talk.wav", noisy_tone(1.0))
@@ -223,6 +234,7 @@ def damaged_checkpoints(folder: Path) -> dict[str, tuple[Path, list[str]]]:
             "a folder": (folder / "run", [str(folder / "run"), "is a folder", "best.pt"])}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["no task", "nan weights", "a folder"])
 def test_damaged_checkpoint_is_named_with_what_is_wrong(tmp_path, damage):
     wav = write(tmp_path / "talk.wav", noisy_tone(1.0))
@@ -243,6 +255,7 @@ def test_apps_reject_nan_and_inf_sample_rates_with_a_message(rate):
 
 
 # --------------------------------------------------------------------------- 3. the live example
+@pytest.mark.slow
 def test_live_example_caps_decisions_at_the_end_of_the_stream():
     """A model with 100 ms lookahead, stopped inside an utterance: the segment is closed by the end
     of the stream, at 3.00 s, not 100 ms after it."""

@@ -119,7 +119,7 @@ def test_two_threads_feeding_one_session_get_every_frame_exactly_once(fast_threa
 
     assert run_threads(feed, feed) == []
     outs = sorted(outs + [session.finish()], key=lambda o: o.start_frame)
-    for a, b in zip(outs, outs[1:]):
+    for a, b in itertools.pairwise(outs):
         assert b.start_frame == a.start_frame + len(a)  # no frame twice, none missing
     expected = run(Session(model, "eager"), [block] * 300, 16000)
     got = FrameOutputs.concat(outs)
@@ -262,6 +262,7 @@ print(json.dumps(shapes))
 """
 
 
+@pytest.mark.slow
 @needs_ort
 def test_the_onnx_step_on_no_frames_or_no_streams_returns_empty_arrays_instead_of_aborting():
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -305,3 +306,30 @@ def test_sessions_take_the_frame_shift_and_rate_from_the_models_feature_config()
         expected = model.activate(model(compute_features(signal, 8000, cfg)[None])[0]).numpy()
     assert out.frame_shift_s == 0.02 and np.allclose(out.times, np.arange(25) * 0.02)
     assert np.abs(out.values - expected).max() < 1e-5
+
+
+# ----------------------------------------------------------------------------- H: half precision
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, np.float16], ids=str)
+def test_half_precision_chunks_give_the_frames_of_their_values_as_float32(dtype):
+    model, parts = make_model("uni"), chunk(noisy_tone(0.3, seed=9, channels=2), [480])  # (n, 2) stereo
+    if isinstance(dtype, torch.dtype):
+        half = [torch.from_numpy(p).to(dtype) for p in parts]
+        exact = [p.float().numpy() for p in half]
+    else:
+        half = [p.astype(dtype) for p in parts]
+        exact = [p.astype(np.float32) for p in half]
+    got = run(Session(model, "eager"), half, 16000)
+    assert np.array_equal(got.values, run(Session(model, "eager"), exact, 16000).values)
+
+
+def test_a_bfloat16_numpy_array_from_ml_dtypes_is_accepted():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    signal = noisy_tone(0.1, seed=10)
+    half = signal.astype(ml_dtypes.bfloat16)
+    assert torch.equal(compute_features(half, 16000), compute_features(half.astype(np.float32), 16000))
+
+
+def test_a_torch_dtype_numpy_lacks_is_refused_naming_it_and_the_fix():
+    samples = torch.zeros(160).to(torch.float8_e4m3fn)
+    with pytest.raises(ValueError, match=r"torch dtype torch\.float8_e4m3fn; expected .*bfloat16.*tensor\.float\(\)"):
+        Session(make_model("uni"), "eager").accept(samples, sample_rate=16000)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import torch
@@ -22,7 +24,7 @@ def offline(model, signal, rate=16000) -> np.ndarray:
 
 def run_session(session: Session, parts, rate=16000) -> FrameOutputs:
     outs = [session.accept(p, sample_rate=rate) for p in parts] + [session.finish()]
-    for a, b in zip(outs, outs[1:]):
+    for a, b in pairwise(outs):
         assert b.start_frame == a.start_frame + len(a)  # consecutive, no gaps
     return FrameOutputs.concat(outs)
 
@@ -30,7 +32,8 @@ def run_session(session: Session, parts, rate=16000) -> FrameOutputs:
 @settings(max_examples=30, deadline=None)
 @given(
     n=st.integers(1, 5000),
-    sizes=st.lists(st.one_of(st.integers(1, 3), st.integers(4, 700), st.integers(10000, 50000)), min_size=1, max_size=5),
+    sizes=st.lists(st.one_of(st.integers(1, 3), st.integers(4, 700), st.integers(10000, 50000)),
+                   min_size=1, max_size=5),
     delay=st.sampled_from([0, 3]),
 )
 def test_session_equals_offline_forward_for_any_chunking(n, sizes, delay):
@@ -81,7 +84,7 @@ def test_interleaved_sessions_on_one_model_do_not_disturb_each_other():
     a_sig, b_sig = noisy_tone(0.3, seed=5), noisy_tone(0.3, seed=6)
     a, b = Session(model), Session(model)
     a_out, b_out = [], []
-    for pa, pb in zip(chunk(a_sig, [100]), chunk(b_sig, [100])):
+    for pa, pb in zip(chunk(a_sig, [100]), chunk(b_sig, [100]), strict=True):
         a_out.append(a.accept(pa, sample_rate=16000))
         b_out.append(b.accept(pb, sample_rate=16000))
     a_out.append(a.finish())

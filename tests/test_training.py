@@ -33,7 +33,8 @@ def write_split(root, n_clips: int, seed: int):
         audio[voiced] += sum(0.1 / h * np.sin(2 * np.pi * h * f0 * t[voiced]) for h in range(1, 8))
         sf.write(root / f"{i}.flac", audio.astype(np.float32), 16000)
         np.save(root / f"{i}.labels.npy", labels)
-        lines.append(json.dumps({"file": f"{i}.flac", "labels": f"{i}.labels.npy", "duration": t[-1], "meta": {"snr_band": "x"}}))
+        record = {"file": f"{i}.flac", "labels": f"{i}.labels.npy", "duration": t[-1], "meta": {"snr_band": "x"}}
+        lines.append(json.dumps(record))
     (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     return FeatureSet(root, progress=False)
 
@@ -81,7 +82,7 @@ def test_same_seed_gives_the_same_model(splits, tmp_path):
     for run in ("a", "b"):
         Trainer(tiny(epochs=1), get_task("vad"), tmp_path / run, progress=False).fit(train, valid)
     a, b = load_model(tmp_path / "a" / "last.pt"), load_model(tmp_path / "b" / "last.pt")
-    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(pa, pb), name
 
 
@@ -104,7 +105,7 @@ def test_interrupted_run_resumes_from_the_last_epoch_to_the_same_model(splits, t
     resumed.fit(train, valid)
     assert resumed.epoch == 3 and [h["epoch"] for h in resumed.history] == [1, 2, 3]
     full, again = load_model(tmp_path / "full" / "last.pt"), load_model(tmp_path / "cut" / "last.pt")
-    for (name, a), b in zip(full.state_dict().items(), again.state_dict().values()):
+    for (name, a), b in zip(full.state_dict().items(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b), name  # epoch 2 redone from the epoch-1 state: same weights
     with pytest.raises(ValueError, match="different settings"):
         Trainer(tiny(epochs=4), get_task("vad"), tmp_path / "cut", progress=False).fit(train, valid)

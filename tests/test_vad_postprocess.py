@@ -1,5 +1,6 @@
 import copy
 import dataclasses
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ def run_chunked(probs, config, bounds):
     segmenter = Segmenter(config)
     events = []
     edges = [0, *bounds, len(probs)]
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in pairwise(edges):
         events += segmenter.push(probs[a:b])
     return events + segmenter.flush()
 
@@ -85,7 +86,7 @@ def test_events_alternate_and_segments_respect_limits(data, config):
     events = segmenter.push(probs) + segmenter.flush()
     assert [e.kind for e in events] == ["start", "end"] * (len(events) // 2)
     previous_end = 0
-    for start, end in zip(events[::2], events[1::2]):
+    for start, end in zip(events[::2], events[1::2], strict=True):
         seg = end.segment
         assert start.time == seg.start and end.time == seg.end
         assert start.frame <= end.frame <= len(probs)

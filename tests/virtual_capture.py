@@ -44,8 +44,9 @@ Behaviour measured on Debian 12 (alsa-lib 1.2.8, PortAudio 19.6.0, sounddevice 0
   which equals the file rate) and ``channels=capture.channels``.
 * Timing: the ``null`` slave never blocks, so the device is NOT paced in real time; the
   PortAudio callback runs as fast as it can (measured 6e7 to 1e8 frames/s, i.e. thousands of
-  times real time, with one CPU core busy while the stream is open). It tests the data path, queueing and dropping, not real-time
-  timing; PortAudio never reports ``input_overflow`` from it. Keep streams short.
+  times real time, with one CPU core busy while the stream is open). It tests the data path,
+  queueing and dropping, not real-time timing; PortAudio never reports ``input_overflow`` from
+  it. Keep streams short.
 * End of file: after the data, the ``pad_s`` seconds of zeros are delivered. After that the
   plugin's ``read()`` returns 0 bytes and leaves the capture buffer untouched, so PortAudio
   keeps receiving whatever was last in ALSA's ring buffer. With the padding much longer

@@ -185,7 +185,8 @@ def check_cache() -> Iterator[Check]:
     yield Check("cache folder", OK, f"{cache} is writable")
     free = shutil.disk_usage(cache).free
     need = CORPUS_DISK_BYTES
-    detail = f"{free / 1024**3:.1f} GB free in {cache}; the shipped models' training corpus needs about {need / 1024**3:.0f} GB"
+    detail = (f"{free / 1024**3:.1f} GB free in {cache}; the shipped models' training corpus needs about "
+              f"{need / 1024**3:.0f} GB")
     if free < need:
         yield Check("disk for the training corpus", WARN, detail + ": free some space or set STREAMSEQ_CACHE")
     else:
@@ -210,7 +211,8 @@ def run_checks() -> list[Check]:
             result = step()
             out.extend([result] if isinstance(result, Check) else list(result))
         except Exception as exc:  # noqa: BLE001 - the report must finish
-            out.append(Check(getattr(step, "__name__", "check"), MISSING, f"check crashed: {type(exc).__name__}: {exc}"))
+            name = getattr(step, "__name__", "check")
+            out.append(Check(name, MISSING, f"check crashed: {type(exc).__name__}: {exc}"))
     return out
 
 

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Protocol, Union
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -43,13 +43,14 @@ from streamseq.models.checkpoint import load_model, pretrained_path, resolve_che
 from streamseq.models.gru import FrameModel
 from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session
 from streamseq.tasks.vad.metrics import frame_metrics, roc_auc, segment_boundary_errors
-from streamseq.tasks.vad.postprocess import Segment, SegmenterConfig, SegmentEvent, Segmenter, segments_from_probs
+from streamseq.tasks.vad.postprocess import Segment, SegmentEvent, Segmenter, SegmenterConfig, segments_from_probs
 
 ORACLE = "oracle (labels)"  # label of the ReferenceProcessor row (the Segmenter's delay floor)
 DEFAULT_MODELS = ("vad-uni", "vad-uni-d5", "vad-uni-d10", "vad-uni-d20", "vad-uni-d50", "vad-bi")
 Clip = tuple[np.ndarray, np.ndarray, dict]  # (audio (N,), labels (T,) one per model frame, meta)
 
 
+@runtime_checkable
 class StreamProcessor(Protocol):
     """What the measurement needs: the per-stream interface of Session and BufferedProcessor."""
 
@@ -58,7 +59,7 @@ class StreamProcessor(Protocol):
     def finish(self) -> FrameOutputs: ...
 
 
-ProcessorSource = Union[FrameModel, StreamProcessor, Callable[[np.ndarray], StreamProcessor]]
+ProcessorSource = FrameModel | StreamProcessor | Callable[[np.ndarray], StreamProcessor]
 
 
 def load_models(names: Sequence[str]) -> tuple[dict[str, FrameModel], list[str]]:
@@ -67,7 +68,8 @@ def load_models(names: Sequence[str]) -> tuple[dict[str, FrameModel], list[str]]
     Damaged or foreign files still raise :class:`~streamseq.CheckpointError`; a model for
     another task raises ValueError (both name the file).
     """
-    models, missing = {}, []
+    models: dict[str, FrameModel] = {}
+    missing: list[str] = []
     for name in names:
         path = resolve_checkpoint(name)
         if not path.is_file():
@@ -147,7 +149,9 @@ def stream_arrivals(processor: StreamProcessor, audio: np.ndarray, chunk_ms: flo
     expected = 0
     for a in arrivals:
         if len(a.outputs) and a.outputs.start_frame != expected:
-            raise ValueError(f"processor skipped frames: expected start_frame {expected}, received {a.outputs.start_frame}")
+            raise ValueError(
+                f"processor skipped frames: expected start_frame {expected}, received {a.outputs.start_frame}"
+            )
         expected += len(a.outputs)
     return arrivals
 
@@ -255,11 +259,12 @@ def measure_clip(arrivals: Sequence[Arrival], labels: np.ndarray,
     ends = [e for e in events if e.event.kind == "end"]
     assert len(starts) == len(ends), "Segmenter events must alternate start/end"
     ref = reference_segments(labels, config)
-    hyp = [e.event.segment for e in ends]
+    hyp = [e.event.segment for e in ends if e.event.segment is not None]
+    assert len(hyp) == len(ends), "Segmenter end events carry their segment"
     errors = segment_boundary_errors(ref, hyp)
     onset = [starts[j].decision_s - ref[i].start for i, j in errors["matches"]]
     offset = [ends[j].decision_s - ref[i].end for i, j in errors["matches"]]
-    last = [d for (i, _), d in zip(errors["matches"], offset) if i == len(ref) - 1]
+    last = [d for (i, _), d in zip(errors["matches"], offset, strict=True) if i == len(ref) - 1]
     return ClipMeasurement(
         duration_s=arrivals[-1].time_s, probs=probs, arrival_s=arrival_s, events=events,
         reference=ref, segments=hyp, matches=errors["matches"], onset_delays_s=onset,
@@ -285,7 +290,7 @@ def measure(source: ProcessorSource, clips: Sequence[Clip], chunk_ms: float = 32
     rate = sample_rate or FeatureConfig().sample_rate
     results = []
     for audio, labels, _ in clips:
-        processor = source if hasattr(source, "accept") else source(labels)
+        processor = source if isinstance(source, StreamProcessor) else source(labels)
         arrivals = stream_arrivals(processor, audio, chunk_ms, sample_rate=rate)
         results.append(measure_clip(arrivals, labels, config))
     return results
@@ -368,7 +373,8 @@ def table_cells(row: LatencyRow, units: bool = True) -> list[str]:
     fine = lambda v: f"{v:.2f}"  # noqa: E731
     return [row.model, look, pair(row.onset_p50_ms, row.onset_p90_ms), pair(row.offset_p50_ms, row.offset_p90_ms),
             pair(row.final_p50_ms, row.final_p90_ms), pair(row.chunk_p50_ms, row.chunk_p99_ms, fine),
-            f"{row.finish_p50_ms:.2f}{u}", f"{row.rtf:.4f}" if units else f"{row.rtf:.3f}", f"{row.roc_auc:.4f}", f"{row.f1:.4f}",
+            f"{row.finish_p50_ms:.2f}{u}", f"{row.rtf:.4f}" if units else f"{row.rtf:.3f}",
+            f"{row.roc_auc:.4f}", f"{row.f1:.4f}",
             pair(row.onset_error_ms, row.offset_error_ms),
             f"{row.n_missed} / {row.n_inserted} of {row.n_reference}" if units
             else f"{row.n_missed}/{row.n_inserted}/{row.n_reference}"]

@@ -20,6 +20,9 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from streamseq.apps.latency import ClipMeasurement, LatencyRow  # noqa: E402
+from streamseq.features import FeatureConfig  # noqa: E402
+
+_GRID = FeatureConfig()  # sample rate and frame shift of the corpus clips and model outputs
 
 
 def plot_tradeoff(rows: Sequence[LatencyRow], path: str | os.PathLike) -> Path:
@@ -28,7 +31,8 @@ def plot_tradeoff(rows: Sequence[LatencyRow], path: str | os.PathLike) -> Path:
     Streaming models are joined in order of lookahead and marked ``+<lookahead ms>``.
     """
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
-    uni = sorted((r for r in rows if r.lookahead_ms is not None), key=lambda r: r.lookahead_ms)
+    streaming = [r for r in rows if r.lookahead_ms is not None]  # bi rows have no lookahead
+    uni = sorted(streaming, key=lambda r: r.lookahead_ms or 0.0)
     for ax, metric, title in ((axes[0], "f1", "frame F1 (threshold 0.5)"), (axes[1], "roc_auc", "frame ROC-AUC")):
         if uni:
             ax.plot([r.final_p50_ms for r in uni], [getattr(r, metric) for r in uni], "o-", color="tab:blue",
@@ -56,7 +60,8 @@ def plot_tradeoff(rows: Sequence[LatencyRow], path: str | os.PathLike) -> Path:
 
 
 def plot_timeline(audio: np.ndarray, labels: np.ndarray, traces: Mapping[str, ClipMeasurement],
-                  path: str | os.PathLike, sample_rate: int = 16000, frame_shift_s: float = 0.01) -> Path:
+                  path: str | os.PathLike, sample_rate: int = _GRID.sample_rate,
+                  frame_shift_s: float = _GRID.frame_shift_s) -> Path:
     """One clip: rows for waveform + reference, then one per model at arrival time.
 
     A uni model's row is a step curve: frame t's probability plotted at the stream time it came
@@ -71,7 +76,7 @@ def plot_timeline(audio: np.ndarray, labels: np.ndarray, traces: Mapping[str, Cl
     axes[0].plot(t, audio, lw=0.3, color="0.4")
     _shade(axes[0], labels, frame_shift_s)
     axes[0].set_ylabel("audio +\nreference", fontsize=8)
-    for ax, (name, m) in zip(axes[1:], traces.items()):
+    for ax, (name, m) in zip(axes[1:], traces.items(), strict=True):
         _shade(ax, labels, frame_shift_s)
         if np.unique(m.arrival_s).size <= 1:  # everything at once: the whole utterance
             frames_t = np.arange(m.probs.size) * frame_shift_s
@@ -98,7 +103,7 @@ def plot_timeline(audio: np.ndarray, labels: np.ndarray, traces: Mapping[str, Cl
 def _shade(ax, labels: np.ndarray, frame_shift_s: float) -> None:
     y = np.asarray(labels).astype(np.int8)
     edges = np.diff(np.concatenate(([0], y, [0])))
-    for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+    for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
         ax.axvspan(a * frame_shift_s, b * frame_shift_s, color="0.85", lw=0)
 
 
@@ -106,6 +111,6 @@ def pick_timeline_clip(clips: Sequence[tuple[np.ndarray, np.ndarray, dict]], max
     """Index of the first clip of at most ``max_s`` seconds with two or more speech runs (else 0)."""
     for i, (audio, labels, _) in enumerate(clips):
         runs = int(np.sum(np.diff(np.concatenate(([0], np.asarray(labels).astype(np.int8)))) == 1))
-        if len(audio) / 16000 <= max_s and runs >= 2:
+        if len(audio) / _GRID.sample_rate <= max_s and runs >= 2:
             return i
     return 0

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from streamseq.apps.live import BiDecision, BlockUpdate, LiveEvent, LiveSummary, SpeechStart, UniSegment
+from streamseq.features import FeatureConfig
 
 BARS = "▁▂▃▄▅▆▇█"
 HELD = -1.0  # bi frame the model holds but has not decided yet
@@ -92,8 +93,8 @@ class PlainView:
 class LiveView:
     """Rich renderable state: ``update(event)`` then ``render()`` (e.g. inside ``rich.live.Live``)."""
 
-    def __init__(self, title: str, *, bi: bool = True, window_s: float = 6.4, column_s: float = 0.1,
-                 onset: float = 0.5, offset: float = 0.35, frame_shift_s: float = 0.01, rows: int = 8) -> None:
+    def __init__(self, title: str, *, bi: bool = True, window_s: float = 6.4, column_s: float = 0.1, onset: float = 0.5,
+                 offset: float = 0.35, frame_shift_s: float = FeatureConfig().frame_shift_s, rows: int = 8) -> None:
         self.title, self.bi = title, bi
         self.columns = int(round(window_s / column_s))
         self.per_column = int(round(column_s / frame_shift_s))
@@ -140,10 +141,10 @@ class LiveView:
             first = int(round(event.times[0] / self.shift)) if len(event.times) else 0
             self._put(self._bi, first, event.probs)
             self._bi_until = max(self._bi_until, first + len(event.probs))
-            row = self._pending.pop(event.utterance, None)
-            if row is not None:
-                row[3] = ", ".join(f"{s.start:.2f} – {s.end:.2f} s" for s in event.segments) or "no speech"
-                row[4] = f"{event.wait_s:.2f} s ({event.held_s:.1f} s)"
+            pending = self._pending.pop(event.utterance, None)
+            if pending is not None:
+                pending[3] = ", ".join(f"{s.start:.2f} – {s.end:.2f} s" for s in event.segments) or "no speech"
+                pending[4] = f"{event.wait_s:.2f} s ({event.held_s:.1f} s)"
 
     def _first_frame(self) -> int:
         """First frame of the window; columns are aligned to stream time so they do not jitter."""

@@ -39,7 +39,7 @@ from streamseq.audio.io import AUDIO_EXTENSIONS, check_channel, iter_blocks, rea
 from streamseq.models.checkpoint import load_model
 from streamseq.models.gru import FrameModel
 from streamseq.streaming import FrameOutputs, Session
-from streamseq.tasks.vad.postprocess import Segment, Segmenter, SegmenterConfig, SegmentEvent
+from streamseq.tasks.vad.postprocess import Segment, SegmentEvent, Segmenter, SegmenterConfig
 
 MANIFEST = ".streamseq-process.json"  # settings the output folder is being filled with (see check_outputs)
 
@@ -230,7 +230,7 @@ class OutputPlan:
     def records(self, item: InputFile) -> list[tuple[Path, dict]]:
         """Each output of ``item`` with the record it carries once this plan has written it."""
         kinds = ([f"frames {self.frames}"] if self.frames else []) + [self.fmt]
-        return [(path, self.settings | {"output": kind}) for path, kind in zip(self.paths(item), kinds)]
+        return [(path, self.settings | {"output": kind}) for path, kind in zip(self.paths(item), kinds, strict=True)]
 
     def write(self, item: InputFile, result: FileResult) -> None:
         """Write the outputs of ``item``, each followed by its record (:func:`record_path`)."""

@@ -18,6 +18,7 @@ MAX_UNLABELLED_CHANNELS = 8  # more columns than rows and than this: (C, N) or (
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4000, 384000
 FLOAT_SCALE_LIMIT = 2.0  # float samples beyond +-2 are PCM integers stored as floats, not [-1, 1] audio
 _INT_SCALES = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
+_EXPECTED_DTYPES = "float16/bfloat16/float32/float64 in [-1, 1] or int16/int32 PCM"
 
 
 def validate_sample_rate(sample_rate: object, *, what: str = "sample_rate") -> int:
@@ -25,8 +26,8 @@ def validate_sample_rate(sample_rate: object, *, what: str = "sample_rate") -> i
     rate = sample_rate
     if isinstance(rate, (float, np.floating)) and rate.is_integer():  # 16000.0; not NaN, inf or 16000.5
         rate = int(rate)
-    whole = isinstance(rate, (int, np.integer)) and not isinstance(rate, bool)
-    if not whole or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+    if (not isinstance(rate, (int, np.integer)) or isinstance(rate, bool)
+            or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
         raise ValueError(
             f"{what} must be a whole number of Hz from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE}; "
             f"received {sample_rate!r}"
@@ -53,12 +54,27 @@ def _channels_last(samples: np.ndarray, channels_first: bool | None, what: str) 
     return samples
 
 
+def _tensor_to_numpy(samples: torch.Tensor, what: str) -> np.ndarray:
+    """A tensor's samples as a numpy array; bfloat16 (which numpy lacks) becomes float32, exactly."""
+    samples = samples.detach().cpu()
+    if samples.dtype == torch.bfloat16:
+        samples = samples.float()
+    try:
+        return samples.numpy()
+    except TypeError:  # a dtype numpy has no counterpart for: float8, quantized, ...
+        raise ValueError(
+            f"{what} has torch dtype {samples.dtype}; expected {_EXPECTED_DTYPES}. "
+            "Convert it first, e.g. with tensor.float()."
+        ) from None
+
+
 def to_mono_float32(
     samples: np.ndarray | torch.Tensor, *, channels_first: bool | None = None, what: str = "samples"
 ) -> np.ndarray:
     """Validate ``samples`` and return them as a finite float32 mono ``(N,)`` array.
 
-    Accepts float16/32/64 in [-1, 1] (not enforced) and int16/int32 PCM (scaled to [-1, 1)).
+    Accepts float16/bfloat16/float32/float64 in [-1, 1] (not enforced; bfloat16 as a torch tensor
+    or an ``ml_dtypes`` array) and int16/int32 PCM (scaled to [-1, 1)).
     2-D input is ``(N, C)``, or ``(C, N)`` with ``channels_first=True``, and is downmixed by
     averaging the channels. With ``channels_first=None`` (the default) a 2-D chunk with more
     columns than rows and than :data:`MAX_UNLABELLED_CHANNELS` is refused as ambiguous.
@@ -69,7 +85,7 @@ def to_mono_float32(
             names what was expected and what was received.
     """
     if isinstance(samples, torch.Tensor):
-        samples = samples.detach().cpu().numpy()
+        samples = _tensor_to_numpy(samples, what)
     if (type(samples) is np.ndarray and samples.dtype == np.float32 and samples.ndim == 1 and samples.size
             and math.isfinite(samples.sum()) and samples.flags.c_contiguous):
         return samples  # the common live case (float32 mono blocks), checked in three cheap steps
@@ -92,12 +108,10 @@ def to_mono_float32(
     dtype = samples.dtype
     if dtype in _INT_SCALES:
         samples = samples.astype(np.float32) / _INT_SCALES[dtype]
-    elif np.issubdtype(dtype, np.floating):
+    elif np.issubdtype(dtype, np.floating) or dtype.name == "bfloat16":  # bfloat16: ml_dtypes' numpy type
         samples = samples.astype(np.float32, copy=False)
     else:
-        raise ValueError(
-            f"{what} has dtype {dtype}; expected float16/32/64 in [-1, 1] or int16/int32 PCM"
-        )
+        raise ValueError(f"{what} has dtype {dtype}; expected {_EXPECTED_DTYPES}")
     if not np.isfinite(samples.sum()) and not np.isfinite(samples).all():  # cheap check first
         bad = int((~np.isfinite(samples)).sum())
         raise ValueError(f"{what} contains {bad} NaN or infinite value(s); expected finite samples")

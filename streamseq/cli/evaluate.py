@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "(human speakers, music and effects held out of training; needs "
                                    "scripts/setup.sh --train), then on the synthetic validation split, or on "
                                    "--data DIR with a manifest.jsonl, and print Markdown tables.")
-    p.add_argument("--models", nargs="+", default=["vad-uni", "vad-bi"], help="model names or checkpoints (default: %(default)s)")
+    p.add_argument("--models", nargs="+", default=["vad-uni", "vad-bi"],
+                   help="model names or checkpoints (default: %(default)s)")
     p.add_argument("--no-peers", action="store_true", help="skip the energy, WebRTC, Silero and TEN VAD baselines")
     p.add_argument("--data", type=Path, help="split directory with manifest.jsonl (default: the real-recordings "
                    "split, then the synthetic validation split)")
@@ -35,13 +36,22 @@ def _label(name: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from streamseq import load_model
     from streamseq.tasks.vad.baselines import available_scorers
-    from streamseq.tasks.vad.evaluate import evaluate_scorers, group_table, load_split, markdown_tables, model_scorer
+    from streamseq.tasks.vad.evaluate import (
+        SAMPLE_RATE,
+        evaluate_scorers,
+        group_table,
+        load_split,
+        markdown_tables,
+        model_scorer,
+    )
 
     if args.data is None:
         from streamseq.training.config import default_validation_split
 
-        datasets = {"Real recordings (held-out speakers, music and effects)": default_validation_split(args.cache, split="real"),
-                    "Synthetic validation split": default_validation_split(args.cache, split="valid")}
+        real = default_validation_split(args.cache, split="real")
+        synthetic = default_validation_split(args.cache, split="valid")
+        datasets = {"Real recordings (held-out speakers, music and effects)": real,
+                    "Synthetic validation split": synthetic}
     else:
         datasets = {str(args.data): args.data}
     scorers = {_label(m): model_scorer(load_model(m)) for m in args.models}
@@ -55,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     text, everything = "", {}
     for title, path in datasets.items():
         clips = load_split(path)
-        hours = sum(a.size for a, _, _ in clips) / 16000 / 3600
+        hours = sum(a.size for a, _, _ in clips) / SAMPLE_RATE / 3600
         results = evaluate_scorers(clips, scorers)
         text += f"### {title}\n\n{len(clips)} clips, {hours:.2f} h from {path}\n\n" + markdown_tables(results)
         for key in args.by:

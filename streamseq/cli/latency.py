@@ -21,13 +21,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="NAME_OR_PATH",
                    help="shipped model names or checkpoint files (default: %(default)s)")
     p.add_argument("--data", type=Path, help="split directory with manifest.jsonl (default: the validation split)")
-    p.add_argument("--cache", type=Path, help="corpus cache directory (default: $STREAMSEQ_CACHE or ~/.cache/streamseq)")
+    p.add_argument("--cache", type=Path,
+                   help="corpus cache directory (default: $STREAMSEQ_CACHE or ~/.cache/streamseq)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N clips (default: all)")
     p.add_argument("--chunk-ms", type=float, default=32.0, help="audio per accept call, ms (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch threads while timing (default: %(default)s)")
     p.add_argument("--oracle", action="store_true", help="add a row for the reference labels themselves "
                    "(the delay floor set by the Segmenter's minimum durations)")
-    p.add_argument("--timeline-clip", type=int, help="clip index for the timeline plot (default: a short one with pauses)")
+    p.add_argument("--timeline-clip", type=int,
+                   help="clip index for the timeline plot (default: a short one with pauses)")
     p.add_argument("--out", type=Path, default=Path("latency-report"), help="report directory (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="overwrite an existing report in --out")
     p.set_defaults(run=run)
@@ -50,10 +52,12 @@ def run(args: argparse.Namespace) -> int:
 
     from streamseq.apps import latency as lat
     from streamseq.apps.latency_plots import pick_timeline_clip, plot_timeline, plot_tradeoff
+    from streamseq.tasks.vad.evaluate import SAMPLE_RATE
     from streamseq.tasks.vad.postprocess import SegmenterConfig
 
     if args.chunk_ms <= 0 or args.threads < 1:
-        print(f"error: expected --chunk-ms > 0 and --threads >= 1, received {args.chunk_ms}, {args.threads}", file=sys.stderr)
+        print(f"error: expected --chunk-ms > 0 and --threads >= 1, received {args.chunk_ms}, {args.threads}",
+              file=sys.stderr)
         return 2
     existing = [f for f in FILES if (args.out / f).exists()]
     if existing and not args.force:
@@ -96,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         measured = lat.measure(lambda y: lat.ReferenceProcessor(y), clips, chunk, config)
         rows.append(lat.summarize(lat.ORACLE, measured, labels, 0.0))
 
-    hours = sum(a.size for a, _, _ in clips) / 16000 / 3600
+    hours = sum(a.size for a, _, _ in clips) / SAMPLE_RATE / 3600
     where = str(args.data).replace(str(Path.home()), "~")
     header = (f"{len(clips)} clips ({hours:.2f} h) from `{where}`; chunks of {chunk:g} ms; Segmenter onset "
               f"{config.onset}, offset {config.offset}, min speech {config.min_speech_s * 1000:.0f} ms, min silence "

@@ -24,9 +24,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument(flag, type=type(getattr(defaults, f.name)), default=None,
                        help=f"(default: {getattr(defaults, f.name)})")
     p.add_argument("--out", type=Path, required=True, help="run directory (best.pt, last.pt, resume state)")
-    p.add_argument("--cache", type=Path, default=None, help="corpus cache directory (default: $STREAMSEQ_CACHE or ~/.cache/streamseq)")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="corpus cache directory (default: $STREAMSEQ_CACHE or ~/.cache/streamseq)")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT holds a resumable run")
-    p.add_argument("--install-as", type=Path, default=None, help="copy best.pt here when done (e.g. streamseq/pretrained/vad-uni.pt)")
+    p.add_argument("--install-as", type=Path, default=None,
+                   help="copy best.pt here when done (e.g. streamseq/pretrained/vad-uni.pt)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
 
@@ -46,11 +48,13 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig.from_json(args.config, **overrides) if args.config else TrainConfig(
         **{k: v for k, v in overrides.items() if v is not None})
     corpus = build_corpus(args.cache or DEFAULT_CACHE, train_hours=cfg.train_hours, valid_hours=cfg.valid_hours,
-                          real_hours=cfg.real_hours, seed=cfg.data_seed, jobs=os.cpu_count() or 1, progress=not args.quiet)
+                          real_hours=cfg.real_hours, seed=cfg.data_seed, jobs=os.cpu_count() or 1,
+                          progress=not args.quiet)
     feats = FeatureConfig(n_mels=cfg.n_mels)
     train = FeatureSet(corpus / "train", feats, not args.quiet)
     valid = FeatureSet(corpus / cfg.select_split, feats, not args.quiet)
-    print(f"corpus {corpus}: {len(train)} train clips, {len(valid)} {cfg.select_split} clips (best epoch picked on these)")
+    print(f"corpus {corpus}: {len(train)} train clips, {len(valid)} {cfg.select_split} clips "
+          "(best epoch picked on these)")
     trainer = Trainer(cfg, get_task(cfg.task), args.out, progress=not args.quiet)
     best = trainer.fit(train, valid, resume=not args.no_resume)
     print(json.dumps({"best": best, "out": str(args.out)}, indent=1))

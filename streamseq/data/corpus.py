@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-from collections import Counter
 import hashlib
 import json
 import math
 import multiprocessing
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
@@ -39,15 +39,23 @@ from tqdm import tqdm
 from streamseq.data.labels import frames_to_samples, speech_labels
 from streamseq.data.mixing import MixConfig, NoisePool, SpeechPool, Utterance, make_clip
 from streamseq.data.recordings import COLLECTIONS, collection_files, screen_speech
-from streamseq.data.sources import (SR, SourceFile, effect_files, load_audio, music_files, real_speech_files,
-                                    split_files, to_mono_16k)
+from streamseq.data.sources import (
+    SR,
+    SourceFile,
+    effect_files,
+    load_audio,
+    music_files,
+    real_speech_files,
+    split_files,
+    to_mono_16k,
+)
 from streamseq.data.text import random_text
 from streamseq.data.tts import ENGINES, TTSError, Voice, list_voices, split_voices, synthesize
 
 __all__ = ["DEFAULT_CACHE", "CORPUS_VERSION", "CLIP_S", "build_corpus", "load_manifest"]
 
 DEFAULT_CACHE = Path(os.environ.get("STREAMSEQ_CACHE", "~/.cache/streamseq")).expanduser()
-CORPUS_VERSION = 2
+CORPUS_VERSION = 3
 CLIP_S = (6.0, 20.0)
 SPLITS = ("train", "valid", "real")
 #: The real-recordings validation split: held-out human speakers over held-out music/effects/noise
@@ -185,7 +193,8 @@ def _build_pool(ex: Executor | None, out: Path, split_idx: int, inv: dict, hours
         info.append({"source": voice.engine, "speaker_id": voice.speaker_id, "voice": voice.name, "text": text})
     results = _map(ex, _tts_item, tasks, f"tts {out.name}", progress)
     files = inv["speech_files"]  # small corpora use a seeded subset: 2x the prompt audio they need
-    n_files = min(len(files), max(20, math.ceil(2 * speech_s * share / 2.75))) if mix.source_weights.get("asterisk") else 0
+    n_files = min(len(files), max(20, math.ceil(2 * speech_s * share / 2.75)))
+    n_files = n_files if mix.source_weights.get("asterisk") else 0
     files = [files[k] for k in sorted(_rng(seed, split_idx, 4).permutation(len(files))[:n_files])]
     recorded = inv["recorded"]  # other human recordings: every collection equally likely, 2x what is needed
     if recorded and mix.source_weights.get("recorded"):
@@ -216,15 +225,17 @@ def _build_pool(ex: Executor | None, out: Path, split_idx: int, inv: dict, hours
     for kind in ("music", "effects"):
         found = _map(ex, _background_item, [(f, inv["screen"]) for f in inv[kind]], f"{kind} {out.name}", progress)
         recs = []
-        for f, (audio, speech_s) in zip(inv[kind], found):
+        for f, (audio, speech_s) in zip(inv[kind], found, strict=True):
             if isinstance(speech_s, str) or speech_s > _SCREEN_MAX_SPEECH_S or not audio.size:
-                reason = speech_s if isinstance(speech_s, str) else f"speech: {speech_s:.2f} s" if audio.size else "empty"
+                reason = (speech_s if isinstance(speech_s, str)
+                          else f"speech: {speech_s:.2f} s" if audio.size else "empty")
                 dropped.append({"file": _label(f), "why": reason})
             else:
                 recs.append((f.name, audio))
         _save_array(out / f"{kind}.npy", np.concatenate([a for _, a in recs] or [np.zeros(0, np.int16)]))
         offs = np.cumsum([0] + [a.size for _, a in recs]).tolist()
-        (out / f"{kind}.json").write_text(json.dumps([[n, o, a.size] for (n, a), o in zip(recs, offs)]))
+        spans = [[n, o, a.size] for (n, a), o in zip(recs, offs[:-1], strict=True)]
+        (out / f"{kind}.json").write_text(json.dumps(spans))
     (out / "screened_out.json").write_text(json.dumps(dropped, indent=1))
     (out / "speech.json").write_text(json.dumps(index))
     (out / _COMPLETE).write_text("ok\n")
@@ -275,7 +286,7 @@ def _mix_for(split: str) -> MixConfig:
 
 
 def _durations(seed: int, split_idx: int, hours: float) -> list[float]:
-    rng, out = _rng(seed, split_idx, 3), []
+    rng, out = _rng(seed, split_idx, 3), list[float]()
     while sum(out) < hours * 3600 or not out:
         out.append(round(float(rng.uniform(*CLIP_S)), 2))
     return out
@@ -349,7 +360,7 @@ def build_corpus(cache_dir: Path, *, train_hours: float, valid_hours: float, see
     cache_dir.mkdir(parents=True, exist_ok=True)
     inv = _inventory(real_hours > 0)
     hours = {"train": float(train_hours), "valid": float(valid_hours), "real": float(real_hours)}
-    config = {"version": CORPUS_VERSION, "seed": int(seed), "hours": {k: hours[k] for k in inv},
+    config: dict[str, Any] = {"version": CORPUS_VERSION, "seed": int(seed), "hours": {k: hours[k] for k in inv},
               "clip_s": list(CLIP_S), "inventory": _describe(inv)}
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
     final = cache_dir / f"corpus-{key}"

@@ -174,7 +174,7 @@ def _fill(
     rng: np.random.Generator, items: list[tuple[str, np.ndarray]], n: int, gaps: bool
 ) -> tuple[np.ndarray, list[str]]:
     """Concatenate randomly chosen recordings (first cut at a random offset) to ``n`` samples."""
-    out, used, pos = np.zeros(n, dtype=np.float32), [], 0
+    out, used, pos = np.zeros(n, dtype=np.float32), list[str](), 0
     while pos < n:
         name, audio = items[int(rng.integers(len(items)))]
         if not used and audio.size > 1:
@@ -191,6 +191,7 @@ def _background(
 ) -> tuple[np.ndarray, list[str]]:
     """Background of ``n`` samples (unscaled) and the names of what went into it."""
     dur = n / SR
+    x: np.ndarray | float
     if kind == "music" and pool.music:
         x, names = _fill(rng, pool.music, n, gaps=False)
     elif kind == "effects" and pool.effects:
@@ -212,7 +213,7 @@ def _place_speech(
     """Utterances of ``source`` on the 10 ms grid: (speech (n,), labels (T,), speaker ids)."""
     hop = frame_hop(SR)
     speech, labels = np.zeros(n, dtype=np.float32), np.zeros(num_frames(n, SR), dtype=np.uint8)
-    ids, speakers = pool.by_source[source], []
+    ids, speakers = pool.by_source[source], list[str]()
     if source == "recorded":  # one package per clip, like one recording session
         collections = sorted(pool.by_collection)
         ids = pool.by_collection[collections[int(rng.integers(len(collections)))]]

@@ -67,7 +67,8 @@ COLLECTIONS: tuple[Collection, ...] = (
     Collection("klettres", "speech", "multi", "dir", held_out=("cs/*", "da/*", "hu/*")),
     Collection("gcin-voice", "speech", "zh", "all"),
     # short shouts; Singer (sung) and Robot (vocoded) are ambiguous: left out of both classes
-    Collection("hedgewars-voices", "speech", "multi", "dir", ("Singer/*", "Robot/*"), held_out=("Pirate/*", "HillBilly/*")),
+    Collection("hedgewars-voices", "speech", "multi", "dir", ("Singer/*", "Robot/*"),
+               held_out=("Pirate/*", "HillBilly/*")),
     # --- full-band music (each file is a recording; whole packages held out)
     Collection("hedgewars-music", "music", group="all"),
     Collection("warzone2100-music", "music", group="all"),
@@ -113,7 +114,7 @@ def collection_files(collection: Collection) -> list[tuple[SourceFile, bool]]:
     if root.suffix == ".pk3":  # a zip archive: its members are the files
         with zipfile.ZipFile(root) as z:
             rels = [n for n in z.namelist() if n.lower().endswith(AUDIO_SUFFIXES)]
-        paths = [(root, rel, rel) for rel in rels]
+        paths: list[tuple[Path, str | None, str]] = [(root, rel, rel) for rel in rels]
     else:
         listed = package_files(spec.package) or ()
         paths = [(Path(p), None, os.path.relpath(p, root)) for p in listed

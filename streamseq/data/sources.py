@@ -285,7 +285,7 @@ def split_files(files: list[SourceFile], valid_fraction: float = 0.15) -> dict[s
     dur: dict[str, float] = {}
     for f in files:
         dur[f.group] = dur.get(f.group, 0.0) + sf.info(str(f.path)).duration
-    total, held, valid = sum(dur.values()), 0.0, set()
+    total, held, valid = sum(dur.values()), 0.0, set[str]()
     for g in sorted(dur, key=lambda g: (stable_bucket(g, 1 << 30), g)):
         if held >= valid_fraction * total or len(valid) + 1 >= len(dur):
             break

@@ -73,7 +73,7 @@ def word_lists() -> dict[str, list[str]]:
         else:
             current.extend(line.split())
     verbs = sections.get("verbs", [])
-    sections["verbs"] = [f"{a} {b}" for a, b in zip(verbs[::2], verbs[1::2])]
+    sections["verbs"] = [f"{a} {b}" for a, b in zip(verbs[::2], verbs[1::2], strict=False)]
     return sections
 
 

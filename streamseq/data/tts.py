@@ -148,7 +148,7 @@ def _festival_voices() -> list[Voice]:
     return voices
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _list_voices_cached(engines: tuple[str, ...], strict: bool) -> tuple[Voice, ...]:
     found: list[Voice] = []
     listers = {"espeak": _espeak_voices, "flite": _flite_voices, "festival": _festival_voices}

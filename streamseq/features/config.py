@@ -32,7 +32,9 @@ class FeatureConfig:
                 f"hop={self.hop_length}, win={self.win_length}, n_fft={self.n_fft}"
             )
         if not 0 <= self.f_min < self.f_max <= self.sample_rate / 2:
-            raise ValueError(f"expected 0 <= f_min < f_max <= {self.sample_rate / 2}; received {self.f_min}, {self.f_max}")
+            raise ValueError(
+                f"expected 0 <= f_min < f_max <= {self.sample_rate / 2}; received {self.f_min}, {self.f_max}"
+            )
 
     @property
     def frame_shift_s(self) -> float:

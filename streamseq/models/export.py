@@ -28,16 +28,16 @@ import os
 import threading
 import warnings
 import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
 from streamseq.features.logmel import log_mel_spectrum, power_filterbank
-from streamseq.models.gru import FrameModel
+from streamseq.models.gru import FrameModel, StreamingGRU
 from streamseq.version import __version__
 
 StepFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -56,7 +56,7 @@ class StepModule(nn.Module):
 
     def __init__(self, model: FrameModel) -> None:
         super().__init__()
-        if not getattr(model, "streaming", False):
+        if not isinstance(model, StreamingGRU):
             raise ValueError(
                 f"only a unidirectional model has a streaming step to export; this one is kind={model.config.kind!r}"
             )
@@ -73,6 +73,8 @@ class SpectrumStepModule(nn.Module):
     ``spectrum`` holds the real and imaginary parts of ``rfft(window * samples)`` of each frame
     (a complex64 array viewed as float32); whoever calls it runs the FFT.
     """
+
+    fbank: torch.Tensor  # (n_fft + 2, F) buffer
 
     def __init__(self, model: FrameModel) -> None:
         super().__init__()
@@ -148,7 +150,10 @@ def to_onnx(model: FrameModel, f: str | os.PathLike | io.BytesIO, inputs: str = 
     dynamic = {inputs: {0: "B", 1: "n"}, "h": {1: "B"}, "values": {0: "B", 1: "n"}, "h_out": {1: "B"}}
     with _quiet_export(), torch.no_grad():
         torch.onnx.export(
-            module, example_inputs(model, inputs=inputs), f, dynamo=False, input_names=[inputs, "h"],
+            module, example_inputs(model, inputs=inputs),
+            # torch annotates f as a path only; the dynamo=False exporter writes to a BytesIO as well
+            f,  # type: ignore[arg-type]
+            dynamo=False, input_names=[inputs, "h"],
             output_names=OUTPUT_NAMES, dynamic_axes=dynamic, opset_version=ONNX_OPSET,
         )
 
@@ -205,7 +210,7 @@ def torch_step(module: nn.Module) -> StepFn:
     return step
 
 
-_ONNX_CACHE: "weakref.WeakKeyDictionary[FrameModel, dict]" = weakref.WeakKeyDictionary()
+_ONNX_CACHE: weakref.WeakKeyDictionary[FrameModel, dict] = weakref.WeakKeyDictionary()
 """Exported onnx steps per loaded model. A model must not be trained further once it has been
 exported (its cached step would be stale); loaded models never are."""
 _ONNX_CACHE_LOCK = threading.Lock()  # sessions opened in several threads export each model once

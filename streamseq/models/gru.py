@@ -18,6 +18,8 @@ class FrameModel(nn.Module):
     """Shared shell: normalisation buffers, GRU, per-frame head, output activation."""
 
     streaming: bool = False
+    feat_mean: torch.Tensor  # (F,) buffers: global feature statistics
+    feat_std: torch.Tensor
 
     def __init__(self, config: ModelConfig, feature_config: FeatureConfig = FeatureConfig()) -> None:
         super().__init__()

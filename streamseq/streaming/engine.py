@@ -179,7 +179,7 @@ class Engine:
         spectrum = self._spectrum([w for s in ready for w in s.pending])
         values = self._run(ready, counts, spectrum, self._step)
         outputs = {}
-        for stream, count, v in zip(ready, counts, values):
+        for stream, count, v in zip(ready, counts, values, strict=True):
             stream.pending, stream.pending_frames = [], 0
             out = self._emit(stream, v[:count] if count < counts[0] else v)
             if out.values.shape[0]:
@@ -236,13 +236,13 @@ class Engine:
             h = streams[0].hidden[:, None] if batch == 1 else np.stack([s.hidden for s in streams], axis=1)
             values, h = step(feats.reshape(batch, longest, -1), h)  # h: (L, B, H), a new array
         else:
-            counts = np.array(counts)
-            starts = np.cumsum(counts) - counts  # first row of each stream in feats
+            sizes = np.array(counts)
+            starts = np.cumsum(sizes) - sizes  # first row of each stream in feats
             h = np.stack([s.hidden for s in streams], axis=1)  # (L, B, H)
             values = np.empty((batch, longest, self.model.config.n_outputs), np.float32)
             done = 0
-            for upto in np.unique(counts).tolist():  # staircase: streams with >= upto frames step done..upto
-                m = int(np.count_nonzero(counts >= upto))  # they are the first m
+            for upto in np.unique(sizes).tolist():  # staircase: streams with >= upto frames step done..upto
+                m = int(np.count_nonzero(sizes >= upto))  # they are the first m
                 rows = (starts[:m, None] + np.arange(done, upto)).ravel()
                 x = feats.take(rows, axis=0).reshape(m, upto - done, -1)  # (m, upto - done, D)
                 v, h_m = step(x, np.ascontiguousarray(h[:, :m]))

@@ -33,11 +33,11 @@ class FrameOutputs:
         return self.frames * self.frame_shift_s
 
     @staticmethod
-    def empty(start_frame: int, n_outputs: int, frame_shift_s: float = 0.01) -> "FrameOutputs":
+    def empty(start_frame: int, n_outputs: int, frame_shift_s: float = 0.01) -> FrameOutputs:
         return FrameOutputs(start_frame, np.zeros((0, n_outputs), np.float32), frame_shift_s)
 
     @staticmethod
-    def concat(parts: list["FrameOutputs"]) -> "FrameOutputs":
+    def concat(parts: list[FrameOutputs]) -> FrameOutputs:
         """Join consecutive outputs of one stream into one."""
         if not parts:
             raise ValueError("nothing to concatenate")

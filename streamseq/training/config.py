@@ -6,13 +6,15 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from streamseq.models.config import ModelKind
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a trained model (with the corpus seed, the data too)."""
 
     task: str = "vad"
-    kind: str = "uni"  # "uni" | "bi"
+    kind: ModelKind = "uni"
     hidden_size: int = 64
     num_layers: int = 2
     output_delay: int = 0  # frames of lookahead (uni only)
@@ -45,7 +47,7 @@ class TrainConfig:
                              f"{self.select_split!r} with real_hours={self.real_hours}")
 
     @classmethod
-    def from_json(cls, path: str | Path, **overrides) -> "TrainConfig":
+    def from_json(cls, path: str | Path, **overrides) -> TrainConfig:
         """Read a JSON object of field values; unknown keys are an error naming them."""
         data = json.loads(Path(path).read_text())
         known = {f.name for f in fields(cls)}

@@ -158,6 +158,7 @@ class Trainer:
             self._save(metrics, is_best)
             if self.progress:
                 tqdm.write(f"epoch {self.epoch}: train loss {self.history[-1]['train_loss']:.4f}  "
-                           f"valid loss {metrics['loss']:.4f}  {key} {metrics[key]:.4f}  f1 {metrics.get('f1', float('nan')):.4f}"
+                           f"valid loss {metrics['loss']:.4f}  {key} {metrics[key]:.4f}  "
+                           f"f1 {metrics.get('f1', float('nan')):.4f}"
                            f"  ({self.history[-1]['seconds']:.0f} s){'  *best' if is_best else ''}")
         return self.best or {}

@@ -12,7 +12,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-HOP = 160  # 10 ms at 16 kHz
+from streamseq.features import FeatureConfig
+
+_GRID = FeatureConfig()  # the models' frame grid: 10 ms hops at 16 kHz
+SAMPLE_RATE, HOP = _GRID.sample_rate, _GRID.hop_length
 Scorer = Callable[[np.ndarray], np.ndarray]
 
 
@@ -46,7 +49,7 @@ def webrtc_scorer() -> Scorer:
         out = np.empty(pcm.size // HOP)
         for i in range(out.size):
             frame = pcm[i * HOP : (i + 1) * HOP].tobytes()
-            out[i] = sum(v.is_speech(frame, 16000) for v in vads) / 4.0
+            out[i] = sum(v.is_speech(frame, SAMPLE_RATE) for v in vads) / 4.0
         return out
 
     return score
@@ -66,7 +69,7 @@ def silero_scorer() -> Scorer:
         model.reset_states()
         chunk = 512
         padded = np.pad(audio, (0, -audio.size % chunk)).astype(np.float32)
-        probs = np.array([float(model(torch.from_numpy(padded[i : i + chunk]), 16000))
+        probs = np.array([float(model(torch.from_numpy(padded[i : i + chunk]), SAMPLE_RATE))
                           for i in range(0, padded.size, chunk)])
         centres = np.arange(_frame_count(audio.size)) * HOP + HOP // 2
         return probs[np.minimum(centres // chunk, probs.size - 1)]  # the last frame may end past the audio

@@ -12,10 +12,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from streamseq.features import compute_features
+from streamseq.features import FeatureConfig, compute_features
 from streamseq.models import FrameModel
 from streamseq.tasks.vad.metrics import grouped_metrics
 from streamseq.tasks.vad.postprocess import segments_from_probs
+
+SAMPLE_RATE = FeatureConfig().sample_rate  # of corpus splits: the feature rate, 16 kHz
 
 
 def _band_order(band: str) -> tuple[int, float, str]:
@@ -33,21 +35,23 @@ def model_scorer(model: FrameModel) -> Callable[[np.ndarray], np.ndarray]:
 
     @torch.inference_mode()
     def score(audio: np.ndarray) -> np.ndarray:
-        feats = compute_features(audio, 16000, model.feature_config)
+        feats = compute_features(audio, SAMPLE_RATE, model.feature_config)
         return model.activate(model(feats[None]))[0, :, 0].numpy()
 
     return score
 
 
 def load_split(split_dir: Path) -> list[tuple[np.ndarray, np.ndarray, dict]]:
-    """``(audio (N,) at 16 kHz, labels (T,), meta)`` for every clip of a corpus split."""
+    """``(audio (N,) at :data:`SAMPLE_RATE`, labels (T,), meta)`` for every clip of a corpus split."""
     from streamseq.data.corpus import load_manifest
 
     items = []
     for item in load_manifest(split_dir):
         audio, rate = sf.read(split_dir / item["file"], dtype="float32")
-        if rate != 16000:
-            raise ValueError(f"{split_dir / item['file']}: expected 16 kHz corpus audio, found {rate} Hz")
+        if rate != SAMPLE_RATE:
+            raise ValueError(
+                f"{split_dir / item['file']}: expected {SAMPLE_RATE / 1000:g} kHz corpus audio, found {rate} Hz"
+            )
         items.append((audio, np.load(split_dir / item["labels"]), item.get("meta", {})))
     return items
 
@@ -68,7 +72,8 @@ def evaluate_scorers(
         groups = grouped_metrics(records, group_keys, threshold)
         quiet = [s for s, y, m in records if not np.any(y)]
         frames = sum(s.size for s in quiet)
-        in_segments = sum(seg.end_frame - seg.start_frame for s in quiet for seg in segments_from_probs(np.clip(s, 0, 1)))
+        in_segments = sum(seg.end_frame - seg.start_frame
+                          for s in quiet for seg in segments_from_probs(np.clip(s, 0, 1)))
         groups[("nonspeech", "fa")] = {
             "rate": float(np.mean(np.concatenate(quiet) >= threshold)) if quiet else float("nan"),
             "segment_rate": in_segments / frames if frames else float("nan")}
@@ -85,7 +90,8 @@ def markdown_tables(results: dict[str, dict]) -> str:
         lines += [f"**{title}**", "", "| model | overall | " + " | ".join(f"SNR {b}" for b in bands) + " |",
                   "|---|---:|" + "---:|" * len(bands)]
         for n in names:
-            cells = [results[n][("overall", "all")][metric]] + [results[n].get(("snr_band", b), {}).get(metric, np.nan) for b in bands]
+            by_band = [results[n].get(("snr_band", b), {}).get(metric, np.nan) for b in bands]
+            cells = [results[n][("overall", "all")][metric], *by_band]
             lines.append(f"| {n} | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
         lines.append("")
     lines += ["**Error rates** (music/noise-only clips: share of frames called speech, raw and inside segments)", "",
@@ -93,7 +99,8 @@ def markdown_tables(results: dict[str, dict]) -> str:
               "|---|---:|---:|---:|---:|"]
     for n in names:
         o, fa = results[n][("overall", "all")], results[n][("nonspeech", "fa")]
-        lines.append(f"| {n} | {o['miss_rate']:.2%} | {o['false_alarm_rate']:.2%} | {fa['rate']:.2%} | {fa['segment_rate']:.2%} |")
+        lines.append(f"| {n} | {o['miss_rate']:.2%} | {o['false_alarm_rate']:.2%} | {fa['rate']:.2%} | "
+                     f"{fa['segment_rate']:.2%} |")
     return "\n".join(lines) + "\n"
 
 
@@ -104,5 +111,6 @@ def group_table(results: dict[str, dict], key: str, metric: str = "f1") -> str:
                      if g[0] == key and m.get("speech_fraction", 0) > 0}, key=str)
     lines = ["| model | " + " | ".join(f"{key}={v}" for v in values) + " |", "|---|" + "---:|" * len(values)]
     for n in names:
-        lines.append(f"| {n} | " + " | ".join(f"{results[n].get((key, v), {}).get(metric, np.nan):.4f}" for v in values) + " |")
+        cells = [results[n].get((key, v), {}).get(metric, np.nan) for v in values]
+        lines.append(f"| {n} | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -92,7 +92,7 @@ def grouped_metrics(
     """
     pooled: dict[tuple[str, Hashable], tuple[list[np.ndarray], list[np.ndarray]]] = {}
     for index, (scores, labels, meta) in enumerate(records):
-        groups = [OVERALL]
+        groups: list[tuple[str, Hashable]] = [OVERALL]
         for key in group_keys:
             if key not in meta:
                 raise ValueError(f"expected meta key {key!r} in record {index}, got {sorted(meta)}")
@@ -101,7 +101,7 @@ def grouped_metrics(
             score_parts, label_parts = pooled.setdefault(group, ([], []))
             score_parts.append(np.asarray(scores))
             label_parts.append(np.asarray(labels))
-    result = {}
+    result: dict[tuple[str, Hashable], dict[str, float]] = {}
     for group, (score_parts, label_parts) in pooled.items():
         s, y = np.concatenate(score_parts), np.concatenate(label_parts)
         result[group] = frame_metrics(s, y, threshold) | {"roc_auc": roc_auc(s, y)}
@@ -117,7 +117,7 @@ def labels_to_segments(
         raise ValueError(f"expected 0/1 labels of shape (T,), got shape {y.shape}")
     edges = np.diff(np.concatenate(([0], y.astype(np.int8), [0])))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return [(int(a) * frame_shift_s, int(b) * frame_shift_s) for a, b in zip(starts, ends)]
+    return [(int(a) * frame_shift_s, int(b) * frame_shift_s) for a, b in zip(starts, ends, strict=True)]
 
 
 def _bounds(segment: SegmentLike) -> tuple[float, float]:

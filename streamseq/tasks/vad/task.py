@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from streamseq.models.config import Activation
 from streamseq.tasks.base import valid_mask
 from streamseq.tasks.vad.metrics import frame_metrics, roc_auc
 
@@ -14,7 +15,7 @@ class VADTask:
 
     name = "vad"
     labels = ["speech"]
-    activation = "sigmoid"
+    activation: Activation = "sigmoid"
     primary_metric = "roc_auc"
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
