@@ -7,8 +7,8 @@
 #   2. .venv with every Python package at the exact version of requirements.lock, and streamseq
 #      in editable mode (again only when requirements.lock or pyproject.toml changed),
 #   3. `streamseq doctor`, which checks all of it and says what to do about anything missing.
-# The first run downloads about 3.5 GB of Python wheels (torch from PyPI is the CUDA build; it
-# runs on the CPU here) and fills about 6 GB in .venv.
+# The first run fetches a few GB of Python wheels (torch from PyPI is the CUDA build; it
+# runs on the CPU here) and fills about 5 GB in .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,7 +51,7 @@ fi
 stamp=".venv/.streamseq-installed"
 want="$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "[setup] installing requirements.lock into .venv (first time: a few minutes, ~3.5 GB download)"
+  echo "[setup] installing requirements.lock into .venv (first time: a few minutes, a few GB of wheels)"
   .venv/bin/python -m pip install -q -r requirements.lock
   .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
