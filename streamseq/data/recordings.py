@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamseq.data.labels import drop_short
 from streamseq.data.sources import SourceFile
 from streamseq.debian import PACKAGE_FILES, locate, package_files
 
@@ -137,13 +138,12 @@ def screen_speech(audio_16k: np.ndarray, model, segment_s: float = 4.0) -> float
     """
     import torch
 
+    if not audio_16k.size:  # an empty file: no speech (the corpus drops it as empty)
+        return 0.0
     chunk = 512
     seg = max(chunk, int(segment_s * SR) // chunk * chunk)
     x = np.pad(audio_16k.astype(np.float32), (0, -audio_16k.size % seg)).reshape(-1, seg)
     model.reset_states()
     probs = np.stack([model(torch.from_numpy(np.ascontiguousarray(x[:, i : i + chunk])), SR).numpy()[:, 0]
                       for i in range(0, seg, chunk)], axis=1).reshape(-1)
-    speech = probs >= 0.5
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], speech.astype(np.int8), [0]])))
-    runs = edges[1::2] - edges[::2]
-    return float(runs[runs >= 7].sum()) * chunk / SR
+    return float(drop_short(probs >= 0.5, 7).sum()) * chunk / SR
