@@ -2,7 +2,7 @@
 # Idempotent set-up for `make demo` and `make test`; safe to run again, it only does what is missing:
 #   scripts/setup.sh           (the README's two commands run this)
 #   scripts/setup.sh --train   also the Debian recordings and programs that only training and
-#                              evaluation on real recordings need (make models; ~2.5 GB download)
+#                              evaluation on real recordings need (make models; ~3 GB download)
 #   1. the Debian packages below (apt-get, when missing),
 #   2. .venv with every Python package at the exact version of requirements.lock, and streamseq
 #      in editable mode (again only when requirements.lock or pyproject.toml changed),
@@ -18,13 +18,17 @@ APT_PACKAGES=(
   espeak-ng espeak-ng-data flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
   asterisk-core-sounds-en-wav asterisk-moh-opsound-wav sound-theme-freedesktop
 )
-# setup="train" entries of PACKAGE_FILES (recordings, ffmpeg, TEN VAD's C++ runtime)
+# setup="train" entries of PACKAGE_FILES (recordings, ffmpeg, music renderers and soundfonts,
+# TEN VAD's C++ runtime)
 APT_TRAIN_PACKAGES=(
   asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav
   fillets-ng-data-cs ktuberling-data klettres-data gcin-voice hedgewars-data
   warzone2100-music planetblupi-music-ogg colobot-common-sounds supertux-data marsshooter-data
   flare-game openclonk-data hyperrogue-music asc-music lincity-ng-data ufoai-music ufoai-sound
   ri-li-data hydrogen-drumkits lmms-common sonic-pi-samples ffmpeg libc++1-14
+  festvox-ca-ona-hts festvox-czech-dita festvox-suopuhe-lj festvox-italp16k festvox-ru festvox-hi-nsk festival-hi festvox-mr-nsk festival-mr festvox-te-nsk festival-te
+  warzone2100-data codec2-examples openttd-openmsx planetblupi-music-midi freedoom pingus-data
+  heroes-sound-tracks fluidsynth openmpt123 fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont
 )
 if [ "${1:-}" = "--train" ]; then
   APT_PACKAGES+=("${APT_TRAIN_PACKAGES[@]}")

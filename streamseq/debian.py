@@ -23,8 +23,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 __all__ = [
-    "PackageFiles", "PACKAGE_FILES", "FESTIVAL_VOICE_KEYS", "MissingSystemFileError", "locate", "package_files",
-    "install_command",
+    "PackageFiles", "PACKAGE_FILES", "FESTIVAL_VOICE_KEYS", "FESTIVAL_TRAIN_VOICE_KEYS", "MissingSystemFileError",
+    "locate", "package_files", "install_command",
 ]
 
 
@@ -92,6 +92,10 @@ PACKAGE_FILES: dict[str, PackageFiles] = {p.key: p for p in (
         ("gcin-voice", "gcin-voice", "*.ogg", "Mandarin syllables", "/usr/share/gcin-voice/ogg"),
         ("hedgewars-voices", "hedgewars-data", "*/Sounds/voices/*", "game voice packs (shouts)",
          "/usr/share/games/hedgewars/Data/Sounds/voices"),
+        ("warzone2100-voices", "warzone2100-data", "*/warzone2100/base.wz", "game voice lines, radio-processed "
+         "(zip archive)", "/usr/share/games/warzone2100/base.wz"),
+        ("codec2-speech", "codec2-examples", "*/codec2/wav/*.wav", "speech samples, some over HF radio",
+         "/usr/share/codec2/wav"),
         # music
         ("hedgewars-music", "hedgewars-data", "*/Data/Music/*", "game music", "/usr/share/games/hedgewars/Data/Music"),
         ("warzone2100-music", "warzone2100-music", "*.opus", "game music", "/usr/share/games/warzone2100/music"),
@@ -110,6 +114,17 @@ PACKAGE_FILES: dict[str, PackageFiles] = {p.key: p for p in (
          "/usr/share/games/lincity-ng/music/default"),
         ("ufoai-music", "ufoai-music", "*/0music.pk3", "game music (zip archive)",
          "/usr/share/games/ufoai/base/0music.pk3"),
+        ("openttd-openmsx", "openttd-openmsx", "*/openmsx/*.mid", "game music (MIDI)",
+         "/usr/share/games/openttd/baseset/openmsx"),
+        ("planetblupi-midi", "planetblupi-music-midi", "*.mid", "game music (MIDI)", "/usr/share/planetblupi/music"),
+        ("freedoom-music", "freedoom", "*/doom/freedoom*.wad", "game music (MIDI lumps of WAD archives)",
+         "/usr/share/games/doom"),
+        ("pingus-music", "pingus-data", "*/pingus/data/music/*", "game music (tracker modules)",
+         "/usr/share/games/pingus/data/music"),
+        ("heroes-music", "heroes-sound-tracks", "*/heroes/mod/*", "game music (tracker modules)",
+         "/usr/share/games/heroes/mod"),
+        ("ri-li-music", "ri-li-data", "*/Ri-li/Sounds/*", "game music (tracker modules) and effects",
+         "/usr/share/games/ri-li/Ri-li/Sounds"),
         # effects and instrument samples
         ("hedgewars-sounds", "hedgewars-data", "*/Data/Sounds/*", "game effects",
          "/usr/share/games/hedgewars/Data/Sounds"),
@@ -133,6 +148,15 @@ PACKAGE_FILES: dict[str, PackageFiles] = {p.key: p for p in (
          "/usr/share/sonic-pi/samples"),
         # programs and libraries
         ("ffmpeg", "ffmpeg", "/usr/bin/ffmpeg", "ffmpeg (codec augmentation)", "/usr/bin/ffmpeg"),
+        ("fluidsynth", "fluidsynth", "/usr/bin/fluidsynth", "fluidsynth (renders MIDI music)", "/usr/bin/fluidsynth"),
+        ("openmpt123", "openmpt123", "/usr/bin/openmpt123", "openmpt123 (renders tracker music)",
+         "/usr/bin/openmpt123"),
+        ("soundfont-fluid", "fluid-soundfont-gm", "*/FluidR3_GM.sf2", "General MIDI soundfont FluidR3",
+         "/usr/share/sounds/sf2/FluidR3_GM.sf2"),
+        ("soundfont-musescore", "musescore-general-soundfont", "*/MuseScore_General_Full.sf3",
+         "General MIDI soundfont MuseScore General", "/usr/share/sounds/sf3/MuseScore_General_Full.sf3"),
+        ("soundfont-timgm6mb", "timgm6mb-soundfont", "*/TimGM6mb.sf2", "General MIDI soundfont TimGM6mb",
+         "/usr/share/sounds/sf2/TimGM6mb.sf2"),
         ("libc++", "libc++1-14", "*-linux-gnu/libc++.so.1", "C++ runtime of the TEN VAD peer",
          "/usr/lib/x86_64-linux-gnu/libc++.so.1"),
     )),
@@ -140,6 +164,38 @@ PACKAGE_FILES: dict[str, PackageFiles] = {p.key: p for p in (
 
 #: The festival voices the corpus speaks with (entries of :data:`PACKAGE_FILES`).
 FESTIVAL_VOICE_KEYS = ("festvox-kallpc16k", "festvox-kdlpc16k", "festvox-us-slt-hts")
+
+# Festival voices in other languages (training corpora only: scripts/setup.sh --train), and the
+# language files the Indian voices load, which Debian only recommends (setup.sh installs none).
+# They run in festival's own interpreter, which also reports where the pauses are.
+PACKAGE_FILES["festival-interpreter"] = PackageFiles(
+    "festival-interpreter", "festival", "/usr/bin/festival", "festival Scheme interpreter", "/usr/bin/festival")
+PACKAGE_FILES.update({p.key: p for p in (
+    PackageFiles(key, key, pattern, what, expected, required=False, setup="train")
+    for key, pattern, what, expected in (
+        ("festvox-ca-ona-hts", "/usr/share/festival/voices/*", "festival Catalan voice upc_ca_ona_hts",
+         "/usr/share/festival/voices/catalan/upc_ca_ona_hts"),
+        ("festvox-czech-dita", "/usr/share/festival/voices/*", "festival Czech voice czech_dita",
+         "/usr/share/festival/voices/czech/czech_dita"),
+        ("festvox-suopuhe-lj", "/usr/share/festival/voices/*", "festival Finnish voice suo_fi_lj_diphone",
+         "/usr/share/festival/voices/finnish/suo_fi_lj_diphone"),
+        ("festvox-italp16k", "/usr/share/festival/voices/*", "festival Italian voice lp_diphone",
+         "/usr/share/festival/voices/italian/lp_diphone"),
+        ("festvox-ru", "/usr/share/festival/voices/*", "festival Russian voice msu_ru_nsh_clunits",
+         "/usr/share/festival/voices/russian/msu_ru_nsh_clunits"),
+        ("festvox-hi-nsk", "/usr/share/festival/voices/*", "festival Hindi voice hindi_NSK_diphone",
+         "/usr/share/festival/voices/hindi/hindi_NSK_diphone"),
+        ("festvox-mr-nsk", "/usr/share/festival/voices/*", "festival Marathi voice marathi_NSK_diphone",
+         "/usr/share/festival/voices/marathi/marathi_NSK_diphone"),
+        ("festvox-te-nsk", "/usr/share/festival/voices/*", "festival Telugu voice telugu_NSK_diphone",
+         "/usr/share/festival/voices/telugu/telugu_NSK_diphone"),
+        ("festival-hi", "*/hindi_scm/*", "festival Hindi language files", "/usr/share/festival/hindi_scm"),
+        ("festival-mr", "*/marathi_scm/*", "festival Marathi language files", "/usr/share/festival/marathi_scm"),
+        ("festival-te", "*/telugu_scm/*", "festival Telugu language files", "/usr/share/festival/telugu_scm"),
+    ))})
+#: The festival voices training corpora also speak with (``setup="train"`` entries of :data:`PACKAGE_FILES`).
+FESTIVAL_TRAIN_VOICE_KEYS = ("festvox-ca-ona-hts", "festvox-czech-dita", "festvox-hi-nsk", "festvox-italp16k",
+                             "festvox-mr-nsk", "festvox-ru", "festvox-suopuhe-lj", "festvox-te-nsk")
 
 
 def install_command(*packages: str) -> str:

@@ -141,3 +141,33 @@ def test_clipping_and_dc_offset_stay_within_full_scale():
     y, meta = clip_and_offset(x, np.random.default_rng(2), clipping=True, dc=True)
     assert np.max(np.abs(y)) <= 1.0 and "clipping_db" in meta and "dc_offset" in meta
     assert np.mean(np.abs(y) >= 0.999) > 0.01  # really clipped
+
+
+@needs_train_setup
+def test_rendered_music_is_notes_or_patterns_without_voices_and_held_out_like_its_package(files):
+    rendered = {"openttd-openmsx": ".mid", "planetblupi-midi": ".mid", "freedoom-music": ".mid",
+                "pingus-music": (".it", ".s3m"), "heroes-music": ".xm", "ri-li-music": (".xm", ".mod")}
+    for name, suffixes in rendered.items():
+        assert all((f.member or f.path.name).endswith(suffixes) for f, _ in files[name]), name
+    held = {name: {h for _, h in files[name]} for name in rendered}
+    assert held == {**{name: {False} for name in rendered}, "planetblupi-midi": {True}, "ri-li-music": {True}}
+    names = {f.name for name in rendered for f, _ in files[name]}
+    assert "5432gone_redfarn" not in names and "D_E1M3" not in names  # Voice Oohs, Choir Aahs
+    assert "D_E1M5" in names and "D_E2M6" not in names  # the same notes twice in freedoom1.wad
+
+
+@needs_train_setup
+def test_warzone_and_codec2_give_speech_and_leave_out_effects_laughs_and_modems(files, silero):
+    lines = {f.member: (f, h) for f, h in files["warzone2100-voices"]}
+    assert len(lines) > 400 and "audio/tutorial/tut1.ogg" in lines
+    assert not [m for m in lines if m.startswith(("audio/sfx/", "audio/multi/", "audio/radclick/", "audio/nexus/",
+                                                  "sequenceaudio/")) or "/haha" in m]
+    held = {f.group for f, h in lines.values() if h}
+    assert held == {f"warzone2100-voices:audio/{d}" for d in ("taunts/taunt3", "vtoltalk", "trnsppil")}
+    codec2 = {f.name: f for f, _ in files["codec2-speech"]}
+    assert {"ve9qrp", "vk5qi", "hts1a"} <= set(codec2) and not {"all", "david4", "vk2tpm_004"} & set(codec2)
+    for f in (lines["audio/tutorial/tut1.ogg"][0], codec2["vk5qi"]):  # a zip member, a noisy HF-radio recording
+        audio = load_audio(f)
+        assert screen_speech(audio, silero) > 0.5 * audio.size / SR
+    modem = load_audio(codec2["vk5qi"].path.with_name("david4.wav"))
+    assert screen_speech(modem, silero) == 0.0

@@ -39,6 +39,7 @@ from tqdm import tqdm
 from streamseq.data.labels import frames_to_samples, speech_labels
 from streamseq.data.mixing import MixConfig, NoisePool, SpeechPool, Utterance, make_clip
 from streamseq.data.recordings import COLLECTIONS, collection_files, screen_speech
+from streamseq.data.render import DEFAULT_CACHE
 from streamseq.data.sources import (
     SR,
     SourceFile,
@@ -50,12 +51,11 @@ from streamseq.data.sources import (
     to_mono_16k,
 )
 from streamseq.data.text import random_text
-from streamseq.data.tts import ENGINES, TTSError, Voice, list_voices, split_voices, synthesize
+from streamseq.data.tts import ENGINES, TTSError, Voice, list_voices, split_voices, synthesize, voice_weights
 
 __all__ = ["DEFAULT_CACHE", "CORPUS_VERSION", "CLIP_S", "build_corpus", "load_manifest"]
 
-DEFAULT_CACHE = Path(os.environ.get("STREAMSEQ_CACHE", "~/.cache/streamseq")).expanduser()
-CORPUS_VERSION = 3
+CORPUS_VERSION = 4
 CLIP_S = (6.0, 20.0)
 SPLITS = ("train", "valid", "real")
 #: The real-recordings validation split: held-out human speakers over held-out music/effects/noise
@@ -174,6 +174,7 @@ def _build_pool(ex: Executor | None, out: Path, split_idx: int, inv: dict, hours
     by_engine = {e: [v for v in inv["voices"] if v.engine == e] for e in ENGINES}
     engines = [e for e in ENGINES if by_engine[e] and mix.source_weights.get(e, 0) > 0]
     p = np.array([mix.source_weights[e] for e in engines])
+    p_voice = {e: voice_weights(by_engine[e]) for e in engines}  # English-only lists: every voice alike
     # sized as if 65 % of speech-clip time were speech (clips come out near 45 %), so that most
     # utterances are used about once
     speech_s = hours * 3600 * (1 - mix.p_nonspeech) * 0.65
@@ -186,9 +187,11 @@ def _build_pool(ex: Executor | None, out: Path, split_idx: int, inv: dict, hours
     tasks, info = [], []
     for i in range(n_items):
         rng = _rng(seed, split_idx, 0, i)
-        voices = by_engine[engines[int(rng.choice(len(engines), p=p / p.sum()))]]
-        voice = voices[int(rng.integers(len(voices)))]
-        text = random_text(rng)
+        engine = engines[int(rng.choice(len(engines), p=p / p.sum()))]
+        voices, pv = by_engine[engine], p_voice[engine]
+        k = rng.integers(len(voices)) if np.all(pv == pv[0]) else rng.choice(len(voices), p=pv)
+        voice = voices[int(k)]
+        text = random_text(rng, kind=voice.params.get("text", "en"))
         tasks.append((voice, text, seed, split_idx, i))
         info.append({"source": voice.engine, "speaker_id": voice.speaker_id, "voice": voice.name, "text": text})
     results = _map(ex, _tts_item, tasks, f"tts {out.name}", progress)
@@ -311,7 +314,7 @@ def _inventory(real: bool) -> dict[str, dict[str, Any]]:
     held-out units make the ``real`` split (and its music/effects are also in ``valid``), and
     every background is screened for speech.
     """
-    voices = split_voices(list_voices())
+    voices = split_voices(list_voices(multilingual=real))
     files = {"speech_files": split_files(real_speech_files()), "music": split_files(music_files(), 0.2),
              "effects": split_files(effect_files(), 0.2)}
     inv: dict[str, dict[str, Any]] = {s: {"voices": voices[s], **{k: v[s] for k, v in files.items()}, "recorded": [],
@@ -346,7 +349,9 @@ def build_corpus(cache_dir: Path, *, train_hours: float, valid_hours: float, see
 
     ``train_hours``/``valid_hours``/``real_hours``: total clip audio per split in hours.
     ``real_hours = 0`` leaves the recordings of ``scripts/setup.sh --train`` out entirely (TTS,
-    asterisk English prompts, music on hold and desktop sounds only). The hash covers the
+    asterisk English prompts, music on hold and desktop sounds only) and the TTS speaks English;
+    with ``real_hours > 0`` it speaks every language of ``list_voices(multilingual=True)``, whose
+    festival voices also come from ``setup.sh --train`` (missing ones raise). The hash covers the
     config, the code version and the installed voices/recordings. A finished corpus (``COMPLETE``
     marker) is returned at once; an interrupted build resumes from ``corpus-<hash>.partial``.
     Concurrent builds of the same corpus serialize on a lock file.

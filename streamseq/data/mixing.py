@@ -79,7 +79,7 @@ class NoisePool:
 class MixConfig:
     """Probabilities and ranges (seconds, dB) for :func:`make_clip`."""
 
-    p_nonspeech: float = 0.15
+    p_nonspeech: float = 0.25
     p_clean: float = 0.10  # of speech clips
     p_telephone: float = 0.20  # asterisk speech clips use max(p_telephone, 0.5)
     p_reverb: float = 0.25
@@ -214,9 +214,10 @@ def _place_speech(
     hop = frame_hop(SR)
     speech, labels = np.zeros(n, dtype=np.float32), np.zeros(num_frames(n, SR), dtype=np.uint8)
     ids, speakers = pool.by_source[source], list[str]()
-    if source == "recorded":  # one package per clip, like one recording session
-        collections = sorted(pool.by_collection)
-        ids = pool.by_collection[collections[int(rng.integers(len(collections)))]]
+    if source == "recorded":  # one package per clip, like one recording session, drawn with weight
+        collections = sorted(pool.by_collection)  # sqrt(utterances): a 12-file package is not a 2000-file one
+        weights = np.sqrt([len(pool.by_collection[c]) for c in collections])
+        ids = pool.by_collection[collections[int(rng.choice(len(collections), p=weights / weights.sum()))]]
     end = n - int(min(rng.uniform(*cfg.lead_s), 0.2 * n / SR) * SR)
     pos = int(min(rng.uniform(*cfg.lead_s), 0.2 * n / SR) * SR) // hop * hop
     while True:

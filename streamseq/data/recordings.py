@@ -16,20 +16,28 @@ Music and effects files are also screened with Silero VAD (:func:`screen_speech`
 which it finds speech is left out (vocals or spoken lines the rules above missed); the list of
 what was dropped is written into the corpus's ``split.json``.
 
-Files inside zip archives (``.pk3``) are addressed as ``SourceFile(path=archive, member=name)``.
+Files inside archives (zip ``.pk3``/``.wz``, Doom ``.wad``; :mod:`streamseq.data.archives`) are
+addressed as ``SourceFile(path=archive, member=name)``, and their relative path is
+``<archive path below the folder>/<member>`` (just ``<member>`` when the collection is one archive).
+
+MIDI files and tracker modules are music written as notes or patterns; loading one renders its
+first minute once (:mod:`streamseq.data.render`). A MIDI piece that plays a voice-like General
+MIDI instrument (choir, voice oohs, synth voice: :data:`VOICE_PROGRAMS`) is left out like other
+sung material.
 """
 
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
 import numpy as np
 
+from streamseq.data.archives import is_archive, member_names, read_member
 from streamseq.data.labels import drop_short
+from streamseq.data.render import MIDI_SUFFIXES, RENDERED_SUFFIXES, VOICE_PROGRAMS, midi_programs
 from streamseq.data.sources import SourceFile
 from streamseq.debian import PACKAGE_FILES, locate, package_files
 
@@ -37,15 +45,17 @@ __all__ = ["Collection", "COLLECTIONS", "collection_files", "screen_speech"]
 
 SR = 16000
 AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".opus", ".flac", ".aiff", ".aif", ".mp3")
+SUFFIXES = AUDIO_SUFFIXES + RENDERED_SUFFIXES  # what a collection's files may be
 
 
 @dataclass(frozen=True)
 class Collection:
     """Rules for one package folder (``name`` is its :data:`PACKAGE_FILES` key).
 
-    ``group``: ``"file"`` (each file), ``"dir"`` (first folder below the root), ``"all"`` (one
-    unit: a single speaker or one music collection). ``held_out``: fnmatch patterns on the
-    relative path (``"*"``: the whole collection) that go to the real validation split.
+    ``group``: ``"file"`` (each file), ``"dir"`` (first folder below the root), ``"folder"`` (the
+    folder holding the file), ``"all"`` (one unit: a single speaker or one music collection).
+    ``held_out``: fnmatch patterns on the relative path (``"*"``: the whole collection) that go to
+    the real validation split.
     """
 
     name: str
@@ -70,6 +80,17 @@ COLLECTIONS: tuple[Collection, ...] = (
     # short shouts; Singer (sung) and Robot (vocoded) are ambiguous: left out of both classes
     Collection("hedgewars-voices", "speech", "multi", "dir", ("Singer/*", "Robot/*"),
                held_out=("Pirate/*", "HillBilly/*")),
+    # radio messages of a strategy game, one folder per kind of message. Not speech: effects
+    # (sfx, multi, radclick), cut-scene beds with a few words (sequenceaudio), laughs; the AI
+    # Nexus's processed voice is ambiguous. Most folders are one female console voice (median F0
+    # 170-190 Hz); held out are male voices (judged by pitch, not by ear) of no training folder:
+    # the third taunt voice (taunt1/2's lines, another actor) and the VTOL and transport pilots.
+    Collection("warzone2100-voices", "speech", "en", "folder",
+               ("audio/sfx/*", "audio/multi/*", "audio/radclick/*", "sequenceaudio/*", "audio/nexus/*", "*/haha*"),
+               held_out=("audio/taunts/taunt3/*", "audio/vtoltalk/*", "audio/trnsppil/*")),
+    # codec test speech (clean, coded at 2400 bit/s, over HF radio: ve9qrp, vk5qi). all.wav
+    # repeats the others; david4 and vk2tpm_004 are modem signals, not speech.
+    Collection("codec2-speech", "speech", "en", "all", ("all.wav", "david4.wav", "vk2tpm_004.wav")),
     # --- full-band music (each file is a recording; whole packages held out)
     Collection("hedgewars-music", "music", group="all"),
     Collection("warzone2100-music", "music", group="all"),
@@ -83,6 +104,13 @@ COLLECTIONS: tuple[Collection, ...] = (
     Collection("asc-music", "music", group="all"),
     Collection("lincity-music", "music", group="all"),
     Collection("ufoai-music", "music", group="all"),
+    # rendered from MIDI or tracker modules; planetblupi and ri-li are held out like their other audio
+    Collection("openttd-openmsx", "music", group="all"),
+    Collection("planetblupi-midi", "music", group="all", held_out=("*",)),
+    Collection("freedoom-music", "music", group="all", exclude=("freedoom1.wad/D_E2M6.mid",)),  # = D_E1M5
+    Collection("pingus-music", "music", group="all"),
+    Collection("heroes-music", "music", group="all"),
+    Collection("ri-li-music", "music", group="all", exclude=("*.wav",), held_out=("*",)),  # the wav files: effects
     # --- effects, ambiences and instrument samples
     Collection("hedgewars-sounds", "effects", group="all", exclude=("voices/*",)),
     Collection("colobot-sounds", "effects", group="all"),
@@ -105,25 +133,42 @@ def _unit(collection: Collection, rel: str) -> str:
         return collection.name
     if collection.group == "dir" and "/" in rel:
         return f"{collection.name}:{rel.split('/', 1)[0]}"
+    if collection.group == "folder" and "/" in rel:
+        return f"{collection.name}:{rel.rsplit('/', 1)[0]}"
     return f"{collection.name}:{rel}"
+
+
+def _paths(collection: Collection) -> list[tuple[Path, str | None, str]]:
+    """``(path, member, relative path)`` of every audio file and archive member of ``collection``."""
+    root = locate(collection.name)
+    spec = PACKAGE_FILES[collection.name]
+    out: list[tuple[Path, str | None, str]] = []
+    for p in package_files(spec.package) or ():
+        if not ((p == str(root) or p.startswith(str(root) + "/")) and fnmatchcase(p, spec.pattern)
+                and os.path.isfile(p)):
+            continue
+        path, rel = Path(p), os.path.relpath(p, root)
+        if is_archive(path):
+            members = [m for m in member_names(path) if m.lower().endswith(SUFFIXES)]
+            out += [(path, m, m if rel == "." else f"{rel}/{m}") for m in members]
+        elif p.lower().endswith(SUFFIXES):
+            out.append((path, None, rel))
+    return out
+
+
+def _sings(path: Path, member: str | None) -> bool:
+    """A MIDI piece that plays a voice-like instrument."""
+    data = read_member(path, member) if member else path.read_bytes()
+    return bool(midi_programs(data) & VOICE_PROGRAMS)
 
 
 def collection_files(collection: Collection) -> list[tuple[SourceFile, bool]]:
     """``(file, held_out)`` for every audio file of ``collection``, sorted by key."""
-    root = locate(collection.name)
-    spec = PACKAGE_FILES[collection.name]
-    if root.suffix == ".pk3":  # a zip archive: its members are the files
-        with zipfile.ZipFile(root) as z:
-            rels = [n for n in z.namelist() if n.lower().endswith(AUDIO_SUFFIXES)]
-        paths: list[tuple[Path, str | None, str]] = [(root, rel, rel) for rel in rels]
-    else:
-        listed = package_files(spec.package) or ()
-        paths = [(Path(p), None, os.path.relpath(p, root)) for p in listed
-                 if p.startswith(str(root) + "/") and fnmatchcase(p, spec.pattern)
-                 and p.lower().endswith(AUDIO_SUFFIXES) and os.path.isfile(p)]
     out = []
-    for path, member, rel in paths:
+    for path, member, rel in _paths(collection):
         if any(fnmatchcase(rel, pat) for pat in collection.exclude):
+            continue
+        if rel.lower().endswith(MIDI_SUFFIXES) and _sings(path, member):
             continue
         held = any(fnmatchcase(rel, pat) for pat in collection.held_out)
         out.append((SourceFile(path, _unit(collection, rel), collection.kind, member), held))

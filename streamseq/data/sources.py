@@ -17,7 +17,6 @@ Recordings used (and nothing else), each found where its Debian package installs
 from __future__ import annotations
 
 import io
-import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from streamseq.data.archives import read_member
+from streamseq.data.render import RENDERED_SUFFIXES, SOUNDFONT_KEYS, rendered
 from streamseq.debian import locate
 
 __all__ = [
@@ -132,14 +133,21 @@ def to_mono_16k(x: np.ndarray, sr: int, target_sr: int = SR) -> np.ndarray:
 
 
 def _open(source: Path | str | SourceFile) -> sf.SoundFile:
-    if isinstance(source, SourceFile) and source.member is not None:
-        with zipfile.ZipFile(source.path) as z:
-            return sf.SoundFile(io.BytesIO(z.read(source.member)))
-    return sf.SoundFile(str(source.path if isinstance(source, SourceFile) else source))
+    path, member = (source.path, source.member) if isinstance(source, SourceFile) else (Path(source), None)
+    name = member or path.name
+    if name.lower().endswith(RENDERED_SUFFIXES):  # notes or patterns: rendered once, then read from the cache
+        soundfont = SOUNDFONT_KEYS[stable_bucket("soundfont:" + name, len(SOUNDFONT_KEYS))]  # MIDI only
+        return sf.SoundFile(str(rendered(path, member, sr=SR, soundfont=soundfont)))
+    if member is not None:
+        return sf.SoundFile(io.BytesIO(read_member(path, member)))
+    return sf.SoundFile(str(path))
 
 
 def load_audio(source: Path | str | SourceFile, sr: int = SR, max_s: float | None = None) -> np.ndarray:
-    """Read a soundfile-readable file (or zip archive member) as float32 mono at ``sr`` Hz, ``(N,)``.
+    """Read a soundfile-readable file (or archive member) as float32 mono at ``sr`` Hz, ``(N,)``.
+
+    MIDI files and tracker modules are read from their render (:func:`streamseq.data.render.rendered`:
+    the first minute, one soundfont per MIDI piece picked by :func:`stable_bucket` of its name).
 
     With ``max_s``, a longer file gives only ``max_s`` seconds from an offset that depends on the
     file's name alone (the same excerpt every time); only that part is decoded.

@@ -1,8 +1,17 @@
-"""Varied English text for TTS from a seeded rng: templated sentences over a word list
-(``text/words.txt``), numbers, dates, times, names, phone numbers and short commands.
+"""Varied text for TTS from a seeded rng.
+
+``kind="en"``: English templated sentences over a word list (``text/words.txt``), numbers, dates,
+times, names, phone numbers and short commands. Other languages read text any voice of that
+language can say, named by ``kind`` as parts joined with ``+`` (each piece draws one part):
+
+- ``numbers``: integers, years and digit groups (``"7"``, ``"48213"``, ``"1984"``, ``"07 12 55"``),
+- ``numerals``: also clock times, decimals and dates (``"12:30"``, ``"3,14"``, ``"12.5.2023"``);
+  the engine expands them into the language's own words,
+- ``names``: first names, surnames and cities of ``words.txt`` (for Latin-script languages),
+- ``words:<lang>``: one to three entries of ``text/<lang>.txt`` (common words and short phrases).
 
 Lengths are aimed at a speaking duration in seconds using ``WORDS_PER_S`` (about 2.7 spoken
-words per second at espeak's default rate); actual durations depend on voice and speed.
+words per second at espeak's default rate); actual durations depend on voice, speed and language.
 """
 
 from __future__ import annotations
@@ -12,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["WORDS_PER_S", "number_to_words", "random_text", "text_for_duration", "word_lists"]
+__all__ = ["WORDS_PER_S", "number_to_words", "random_text", "text_for_duration", "word_lists", "phrases",
+           "phrase_languages"]
 
 WORDS_PER_S = 2.7
-_WORDS_FILE = Path(__file__).with_name("text") / "words.txt"
+_TEXT_DIR = Path(__file__).with_name("text")
+_WORDS_FILE = _TEXT_DIR / "words.txt"
 
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
          "fifteen sixteen seventeen eighteen nineteen").split()
@@ -169,6 +180,66 @@ def _piece(rng: np.random.Generator) -> str:
     return text[0].upper() + text[1:] + "."
 
 
+@functools.cache
+def phrases(language: str) -> tuple[str, ...]:
+    """Entries of ``text/<language>.txt`` (one word or short phrase a line, ``#`` comments)."""
+    path = _TEXT_DIR / f"{language}.txt"
+    if language == "words" or not path.is_file():
+        raise ValueError(f"no word list for language {language!r}: expected {path}; "
+                         f"lists exist for {', '.join(phrase_languages())}")
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))
+
+
+def phrase_languages() -> tuple[str, ...]:
+    """Languages with a word list in ``text/`` (ISO 639-1 codes), sorted."""
+    return tuple(sorted(p.stem for p in _TEXT_DIR.glob("*.txt") if p.stem != "words"))
+
+
+def _numeral(rng: np.random.Generator, full: bool) -> str:
+    k = int(rng.integers(7 if full else 4))
+    if k == 0:
+        return str(int(rng.integers(0, 100)))
+    if k == 1:
+        return str(int(rng.integers(100, 100000)))
+    if k == 2:
+        return str(int(rng.integers(1900, 2040)))
+    if k == 3:
+        return " ".join(f"{int(d):02d}" for d in rng.integers(0, 100, size=int(rng.integers(2, 5))))
+    if k == 4:
+        return f"{int(rng.integers(0, 24))}:{int(rng.integers(0, 60)):02d}"
+    if k == 5:
+        return f"{int(rng.integers(0, 100))}{_pick(rng, ['.', ','])}{int(rng.integers(1, 100))}"
+    return f"{int(rng.integers(1, 29))}.{int(rng.integers(1, 13))}.{int(rng.integers(1950, 2040))}"
+
+
+@functools.cache
+def _parts(kind: str) -> tuple[str, ...]:
+    parts = tuple(kind.split("+"))
+    for part in parts:
+        if part.startswith("words:"):
+            phrases(part.removeprefix("words:"))  # ValueError when there is no such list
+        elif part not in ("numbers", "numerals", "names"):
+            raise ValueError(f"text kind {kind!r}: expected 'en' or parts 'numbers', 'numerals', 'names', "
+                             f"'words:<lang>' joined by '+', got part {part!r}")
+    return parts
+
+
+def _foreign_piece(rng: np.random.Generator, parts: tuple[str, ...]) -> str:
+    """One phrase, name or numeral of a ``kind`` other than English, with closing punctuation."""
+    part = parts[int(rng.integers(len(parts)))]
+    if part.startswith("words:"):
+        items = phrases(part.removeprefix("words:"))
+        text = " ".join(items[int(rng.integers(len(items)))] for _ in range(int(rng.integers(1, 4))))
+    elif part == "names":
+        w = word_lists()
+        text = _pick(rng, [_pick(rng, w["first_names"]), f"{_pick(rng, w['first_names'])} {_pick(rng, w['surnames'])}",
+                           _pick(rng, w["places"])])
+    else:
+        text = _numeral(rng, full=part == "numerals")
+    return text + _pick(rng, [".", ".", ",", "?"])
+
+
 def _spoken_words(text: str) -> float:
     """Rough spoken-word count: digits are read one word per digit-ish group."""
     count = 0.0
@@ -178,15 +249,17 @@ def _spoken_words(text: str) -> float:
     return count
 
 
-def text_for_duration(rng: np.random.Generator, seconds: float) -> str:
-    """Concatenate pieces until they would take about ``seconds`` to say (at least one piece)."""
+def text_for_duration(rng: np.random.Generator, seconds: float, kind: str = "en") -> str:
+    """Concatenate pieces of ``kind`` (see the module doc) until they would take about ``seconds``
+    to say (at least one piece)."""
     if seconds <= 0:
         raise ValueError(f"seconds must be > 0, got {seconds}")
+    parts = None if kind == "en" else _parts(kind)
     target = seconds * WORDS_PER_S
     pieces: list[str] = []
     words = 0.0
     for _ in range(64):
-        piece = _piece(rng)
+        piece = _piece(rng) if parts is None else _foreign_piece(rng, parts)
         n = _spoken_words(piece)
         if pieces and words + n > target * 1.15:
             break
@@ -197,8 +270,8 @@ def text_for_duration(rng: np.random.Generator, seconds: float) -> str:
     return " ".join(pieces)
 
 
-def random_text(rng: np.random.Generator, *, min_s: float = 1.0, max_s: float = 12.0) -> str:
-    """Text aimed at a duration drawn log-uniformly in ``[min_s, max_s]`` seconds."""
+def random_text(rng: np.random.Generator, *, min_s: float = 1.0, max_s: float = 12.0, kind: str = "en") -> str:
+    """Text of ``kind`` (see the module doc) aimed at a duration drawn log-uniformly in ``[min_s, max_s]`` s."""
     if not 0 < min_s <= max_s:
         raise ValueError(f"expected 0 < min_s <= max_s, got {min_s}, {max_s}")
-    return text_for_duration(rng, float(np.exp(rng.uniform(np.log(min_s), np.log(max_s)))))
+    return text_for_duration(rng, float(np.exp(rng.uniform(np.log(min_s), np.log(max_s)))), kind)
