@@ -12,8 +12,9 @@ import argparse
 import sys
 import time
 
-from streamseq.apps import ProcessOptions, discover, load_vad_model, process_file, render
+from streamseq.apps import ProcessOptions, discover, load_task_model, process_file
 from streamseq.audio.io import AudioFileError
+from streamseq.tasks import model_task
 
 
 def get_args() -> argparse.Namespace:
@@ -26,8 +27,9 @@ def get_args() -> argparse.Namespace:
 def main() -> int:
     args = get_args()
     files, problems = discover(args.paths)
-    model = load_vad_model(args.model)
-    options = ProcessOptions(model=args.model)  # thresholds: options.segmenter (SegmenterConfig)
+    model = load_task_model(args.model)
+    writers = model_task(model).writers  # the formats of the model's task (VAD: segments)
+    options = ProcessOptions(model=args.model)  # thresholds: options.decoder, e.g. {"onset": 0.6}
     for raw, reason in problems:
         print(f"error: {raw}: {reason}", file=sys.stderr)
     ok, failed, audio = 0, len(problems), 0.0
@@ -40,7 +42,7 @@ def main() -> int:
             failed += 1
             continue
         ok, audio = ok + 1, audio + result.duration
-        print(render(result.to_dict(), "table", first=ok == 1), end="")
+        print(writers.render(result.to_dict(), "table", first=ok == 1), end="")
     wall = time.perf_counter() - t0
     speed = audio / max(wall, 1e-9)
     print(f"{ok} ok, {failed} failed, {audio:.1f} s of audio, {speed:.0f}x real time", file=sys.stderr)

@@ -35,12 +35,15 @@ def noisy_tone(seconds: float, rate: int = 16000, seed: int = 0, channels: int =
 
 
 def make_model(kind: str = "uni", delay: int = 0, seed: int = 0, hidden: int = 16, outputs: int = 1):
-    """A small randomly initialised model whose normalisation comes from real features."""
+    """A small randomly initialised model whose normalisation comes from real features; a VAD model
+    (task "vad", output "speech") when it has one output."""
     torch.manual_seed(seed)
     config = ModelConfig(kind=kind, hidden_size=hidden, output_delay=delay, n_outputs=outputs)
     model = build_model(config, FeatureConfig())
     feats = compute_features(noisy_tone(1.0, seed=seed + 1))
     model.set_normalization(feats.mean(0), feats.std(0))
+    if outputs == 1:
+        model.set_task("vad", ["speech"])
     return model.eval()
 
 

@@ -25,7 +25,8 @@ SCRIPT = textwrap.dedent(
 
     dist.init_process_group("gloo")
     rank, root = dist.get_rank(), Path({root!r})
-    train, valid = FeatureSet(root / "train", progress=False), FeatureSet(root / "valid", progress=False)
+    vad = get_task("vad")
+    train, valid = (FeatureSet(root / split, task=vad, progress=False) for split in ("train", "valid"))
     seen = []
     trainer = Trainer(tiny(epochs=2), get_task("vad"), root / "run", progress=False)
     original = trainer.train_step

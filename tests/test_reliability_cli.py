@@ -272,6 +272,7 @@ def test_live_example_caps_decisions_at_the_end_of_the_stream():
 def test_latency_of_a_20ms_model_is_measured_on_its_own_frame_grid():
     features = FeatureConfig(hop_length=320)  # 20 ms frames
     model = build_model(ModelConfig(kind="uni", hidden_size=8), features).eval()
+    model.set_task("vad", ["speech"])
     labels = np.zeros(150, np.int8)  # 3 s
     labels[50:100] = 1  # speech from 1.0 to 2.0 s
     (m,) = measure(model, [(noisy_tone(3.0), labels, {})])

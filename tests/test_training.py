@@ -36,7 +36,7 @@ def write_split(root, n_clips: int, seed: int):
         record = {"file": f"{i}.flac", "labels": f"{i}.labels.npy", "duration": t[-1], "meta": {"snr_band": "x"}}
         lines.append(json.dumps(record))
     (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
-    return FeatureSet(root, progress=False)
+    return FeatureSet(root, task=get_task("vad"), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_gradient_clipping_bounds_the_global_norm_seen_by_the_optimizer(splits, 
         seen.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
 
     trainer.optimizer.register_step_pre_hook(measure)
-    stats = trainer.train_step(collate([train[i] for i in range(8)]), lr=1e-3)
+    stats = trainer.train_step(collate([train[i] for i in range(8)], trainer.task), lr=1e-3)
     assert stats["grad_norm"] > 0.01  # the raw gradient was larger than the bound ...
     assert seen[0] <= 0.01 * 1.0001  # ... and the optimiser only saw the clipped one
 

@@ -1,10 +1,10 @@
 """Applications on top of the streaming core. This package exports the offline processing of
 sound files (``streamseq process``); other applications are imported by their module names.
 
-    >>> from streamseq.apps import ProcessOptions, load_vad_model, process_file
-    >>> model = load_vad_model("vad-uni")
+    >>> from streamseq.apps import ProcessOptions, load_task_model, process_file
+    >>> model = load_task_model("vad-uni")
     >>> result = process_file("talk.flac", model, ProcessOptions(model="vad-uni"))
-    >>> [(s.start, s.end) for s in result.segments]          # seconds
+    >>> [(s["start"], s["end"]) for s in result.to_dict()["segments"]]   # VAD: seconds
 """
 
 from streamseq.apps.process_files import (
@@ -13,16 +13,15 @@ from streamseq.apps.process_files import (
     OutputPlan,
     ProcessOptions,
     discover,
-    load_vad_model,
+    load_task_model,
     make_processor,
     process_file,
     shard,
 )
 from streamseq.apps.runner import FileReport, run_files
 from streamseq.apps.windowed import WindowedProcessor
-from streamseq.apps.writers import render
 
 __all__ = [
     "FileReport", "FileResult", "InputFile", "OutputPlan", "ProcessOptions", "WindowedProcessor",
-    "discover", "load_vad_model", "make_processor", "process_file", "render", "run_files", "shard",
+    "discover", "load_task_model", "make_processor", "process_file", "run_files", "shard",
 ]

@@ -14,7 +14,9 @@ Data flow::
       -> summarize(label, measurements)     LatencyRow (one line of the report)
 
 Anything with ``accept(samples, sample_rate=...) -> FrameOutputs`` and ``finish() -> FrameOutputs``
-plugs in; :class:`ReferenceProcessor` is such a stand-in whose delay is known exactly.
+plugs in; :class:`ReferenceProcessor` is such a stand-in whose delay is known exactly. A model's
+outputs become per-frame speech scores through its task (:class:`~streamseq.tasks.SegmentingTask`,
+e.g. VAD); a stand-in outputs one score per frame itself.
 
 Delays (decision time minus reference boundary, per reference speech segment matched to a
 model segment): *onset* uses the Segmenter's "start" event, *offset* its "end" event, and
@@ -32,6 +34,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -42,6 +45,7 @@ from streamseq.features.config import FeatureConfig
 from streamseq.models.checkpoint import load_model, pretrained_path, resolve_checkpoint
 from streamseq.models.gru import FrameModel
 from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session
+from streamseq.tasks import segmenting_task
 from streamseq.tasks.vad.metrics import frame_metrics, roc_auc, segment_boundary_errors
 from streamseq.tasks.vad.postprocess import Segment, SegmentEvent, Segmenter, SegmenterConfig, segments_from_probs
 
@@ -65,8 +69,8 @@ ProcessorSource = FrameModel | StreamProcessor | Callable[[np.ndarray], StreamPr
 def load_models(names: Sequence[str]) -> tuple[dict[str, FrameModel], list[str]]:
     """Load what exists: ``({label: model}, [messages for the missing ones])``.
 
-    Damaged or foreign files still raise :class:`~streamseq.CheckpointError`; a model for
-    another task raises ValueError (both name the file).
+    Damaged or foreign files still raise :class:`~streamseq.CheckpointError`; a model of a task
+    that does not segment the stream raises ValueError (both name the file).
     """
     models: dict[str, FrameModel] = {}
     missing: list[str] = []
@@ -81,8 +85,7 @@ def load_models(names: Sequence[str]) -> tuple[dict[str, FrameModel], list[str]]
                                "(`streamseq train --out DIR` writes DIR/best.pt)")
             continue
         model = load_model(path)
-        if model.task != "vad":
-            raise ValueError(f"{path} is a {model.task!r} model; the latency report needs 'vad' models")
+        segmenting_task(model, str(path), "the latency report")
         models[unique_label(model_label(model), models)] = model
     return models, missing
 
@@ -230,29 +233,39 @@ class ClipMeasurement:
     finish_wall_s: float
 
 
+def single_score(values: np.ndarray) -> np.ndarray:
+    """The scores ``(n,)`` of a processor that outputs one score per frame, ``(n, 1)`` (a stand-in)."""
+    if values.ndim != 2 or values.shape[1] != 1:
+        raise ValueError(f"expected one score per frame, outputs of shape (n, 1); received shape {values.shape} "
+                         "(for a model's outputs pass scores=, its task's scores)")
+    return values[:, 0]
+
+
 def reference_segments(labels: np.ndarray, config: SegmenterConfig = SegmenterConfig()) -> list[Segment]:
     """Labels ``(T,)`` through the Segmenter rules without padding (see the module docstring)."""
     return segments_from_probs(np.asarray(labels, dtype=np.float64), replace(config, pad_s=0.0))
 
 
-def measure_clip(arrivals: Sequence[Arrival], labels: np.ndarray,
-                 config: SegmenterConfig = SegmenterConfig()) -> ClipMeasurement:
-    """Run the one incremental Segmenter over the arrivals; time and match its events.
+def measure_clip(arrivals: Sequence[Arrival], labels: np.ndarray, config: SegmenterConfig = SegmenterConfig(),
+                 scores: Callable[[np.ndarray], np.ndarray] = single_score) -> ClipMeasurement:
+    """Run the one incremental Segmenter over the arrivals' scores; time and match its events.
 
+    ``scores``: outputs ``(n, C)`` -> speech scores ``(n,)`` (a model's: its task's ``scores``).
     The Segmenter (and the reference) run on the outputs' frame grid: ``config.frame_shift_s``
     is replaced by the outputs' ``frame_shift_s``.
     """
     if not arrivals:
         raise ValueError("expected at least the final arrival (from finish())")
     config = replace(config, frame_shift_s=arrivals[-1].outputs.frame_shift_s)
-    probs = np.concatenate([a.outputs.values[:, 0] for a in arrivals]).astype(np.float64)
+    arrived = [scores(a.outputs.values) for a in arrivals]
+    probs = np.concatenate(arrived).astype(np.float64)
     arrival_s = np.concatenate([np.full(len(a.outputs), a.time_s) for a in arrivals])
     labels = np.asarray(labels)
     if probs.size != labels.size:
         raise ValueError(f"expected one output per label frame ({labels.size}), received {probs.size}")
     segmenter, raw = Segmenter(config), []
-    for a in arrivals:  # push as the outputs arrive: the streaming path
-        raw += segmenter.push(a.outputs.values[:, 0])
+    for p in arrived:  # push as the outputs arrive: the streaming path
+        raw += segmenter.push(p)
     raw += segmenter.flush()
     events = [TimedEvent(e, float(arrival_s[e.frame - 1])) for e in raw]  # decision frame -> arrival
     starts = [e for e in events if e.event.kind == "start"]
@@ -284,7 +297,9 @@ def measure(source: ProcessorSource, clips: Sequence[Clip], chunk_ms: float = 32
     ``sample_rate``: of the clips' audio; default: the model's ``feature_config.sample_rate``
     (a corpus made for it), or that of ``FeatureConfig()`` for the other sources.
     """
+    scores: Callable[[np.ndarray], np.ndarray] = single_score
     if isinstance(source, FrameModel):
+        scores = partial(segmenting_task(source, "the model", "the latency report").scores, source)
         sample_rate = sample_rate or source.feature_config.sample_rate
         source = processor_for(source)
     rate = sample_rate or FeatureConfig().sample_rate
@@ -292,7 +307,7 @@ def measure(source: ProcessorSource, clips: Sequence[Clip], chunk_ms: float = 32
     for audio, labels, _ in clips:
         processor = source if isinstance(source, StreamProcessor) else source(labels)
         arrivals = stream_arrivals(processor, audio, chunk_ms, sample_rate=rate)
-        results.append(measure_clip(arrivals, labels, config))
+        results.append(measure_clip(arrivals, labels, config, scores))
     return results
 
 

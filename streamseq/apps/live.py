@@ -1,10 +1,13 @@
 """Live VAD over a capture source: a streaming uni model next to a buffered bidirectional one.
 
+Both models must be of a task that segments the stream (:class:`~streamseq.tasks.SegmentingTask`,
+e.g. VAD); the task turns their outputs into per-frame speech scores and gives the Segmenter settings.
+
 Data flow (the source's audio thread only queues blocks; everything here runs on one
 processing thread)::
 
     source.read()               (n, C) float32 blocks at the device rate
-      -> Session(uni)           speech probability per 10 ms frame, as soon as it is final
+      -> Session(uni)           outputs per 10 ms frame as soon as it is final -> task.scores: speech prob.
       -> Segmenter.push         "start" (provisional) and "end" (final) events
       -> ring of recent audio   on uni "start": a BufferedProcessor(bi) is fed from preroll_s
                                 before the start boundary; on uni "end": bi.finish() gives the
@@ -39,6 +42,7 @@ from streamseq.audio.convert import to_mono_float32, validate_sample_rate
 from streamseq.audio.source import FileSource, MicrophoneSource
 from streamseq.models.gru import FrameModel
 from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session
+from streamseq.tasks import segmenting_task
 from streamseq.tasks.vad.postprocess import Segment, SegmentEvent, Segmenter, SegmenterConfig, segments_from_probs
 
 __all__ = ["BiDecision", "BlockUpdate", "LiveEvent", "LivePipeline", "LiveSummary", "SpeechStart", "UniSegment"]
@@ -168,7 +172,8 @@ class LivePipeline:
 
     Args:
         uni: a streaming (``kind="uni"``) VAD model. bi: a bidirectional model, or None.
-        segmenter: thresholds/durations for the uni Segmenter and the bi ``segments_from_probs``.
+        segmenter: thresholds/durations for the uni Segmenter and the bi ``segments_from_probs``
+            (None: the uni model's own, from its checkpoint's task config).
         preroll_s: audio before the uni start boundary that the bi model also gets.
         history_s: recent audio kept for that (must cover the start decision delay + preroll).
         hook: called with each block before it is processed (tests use it to slow processing).
@@ -179,20 +184,20 @@ class LivePipeline:
         uni: FrameModel,
         bi: FrameModel | None = None,
         *,
-        segmenter: SegmenterConfig = SegmenterConfig(),
+        segmenter: SegmenterConfig | None = None,
         preroll_s: float = 0.5,
         history_s: float = 2.0,
         hook: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         if not 0 <= preroll_s <= history_s:
             raise ValueError(f"expected 0 <= preroll_s <= history_s, got preroll_s={preroll_s}, history_s={history_s}")
-        for role, model in (("uni", uni), ("bi", bi)):
-            if model is not None and model.task != "vad":
-                raise ValueError(f"the {role} model was trained for task {model.task!r}; expected a 'vad' model")
+        self.uni_task = segmenting_task(uni, "the uni model", "the live pipeline")
+        self.bi_task = None if bi is None else segmenting_task(bi, "the bi model", "the live pipeline")
         self.uni, self.bi, self.hook = uni, bi, hook
         self.session = Session(uni)  # raises for a non-streaming model
         self.shift = uni.feature_config.frame_shift_s
-        self.segmenter_config = replace(segmenter, frame_shift_s=self.shift)
+        self.segmenter_config = (self.uni_task.segmenter_config(uni) if segmenter is None
+                                 else replace(segmenter, frame_shift_s=self.shift))
         self.segmenter = Segmenter(self.segmenter_config)
         self.preroll_s, self.history_s = float(preroll_s), float(history_s)
         self.uni_segments: list[UniSegment] = []
@@ -251,7 +256,8 @@ class LivePipeline:
         if self._open is not None and self._open.bi is not None:
             self._open.bi.accept(block, sample_rate=self.sample_rate)
         out = self.session.accept(block, sample_rate=self.sample_rate)
-        return self._consume(out, self.segmenter.push(out.values[:, 0]), t0)
+        probs = self.uni_task.scores(self.uni, out.values)  # (n,)
+        return self._consume(out, probs, self.segmenter.push(probs), t0)
 
     def finish(self) -> list[LiveEvent]:
         """End of stream: flush the uni model and Segmenter, close any open utterance."""
@@ -260,13 +266,14 @@ class LivePipeline:
         t0 = time.perf_counter()
         self._finished = True
         out = self.session.finish()
-        events = self.segmenter.push(out.values[:, 0]) + self.segmenter.flush()
-        result = self._consume(out, events, t0, block=False)  # flush closes a confirmed open segment
+        probs = self.uni_task.scores(self.uni, out.values)
+        events = self.segmenter.push(probs) + self.segmenter.flush()
+        result = self._consume(out, probs, events, t0, block=False)  # flush closes a confirmed open segment
         self._ended = time.monotonic()
         return result
 
     def _consume(
-        self, out: FrameOutputs, seg_events: list[SegmentEvent], t0: float, block: bool = True
+        self, out: FrameOutputs, probs: np.ndarray, seg_events: list[SegmentEvent], t0: float, block: bool = True
     ) -> list[LiveEvent]:
         events: list[LiveEvent] = []
         for ev in seg_events:
@@ -280,7 +287,7 @@ class LivePipeline:
         s.proc_s += proc
         s.max_block_proc_s = max(s.max_block_proc_s, proc)
         events.append(BlockUpdate(
-            now, out.start_frame, out.values[:, 0].copy(), proc, self._open is not None,
+            now, out.start_frame, probs.copy(), proc, self._open is not None,
             self.bi_buffered_s, self.overflows, self.dropped_blocks,
         ))
         return events
@@ -323,10 +330,11 @@ class LivePipeline:
         return bi, origin
 
     def _bi_decide(self, opened: _Open, seg: UniSegment) -> BiDecision:
-        assert opened.bi is not None and self.sample_rate is not None
+        assert opened.bi is not None and self.bi is not None and self.bi_task is not None
+        assert self.sample_rate is not None
         t0 = time.perf_counter()
         out = opened.bi.finish()
-        probs = out.values[:, 0].astype(np.float64)
+        probs = self.bi_task.scores(self.bi, out.values).astype(np.float64)
         origin_s = opened.origin_sample / self.sample_rate
         offset = round(origin_s / self.shift)
         segments = [

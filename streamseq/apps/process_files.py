@@ -1,12 +1,14 @@
-"""Offline VAD over sound files: find the inputs, process each in blocks, write the results.
+"""A model's task over sound files (VAD: speech segments): find the inputs, process each in blocks,
+write the results.
 
 Data flow for one file (memory is flat whatever its length)::
 
-    iter_blocks(path, block_s)          (n, C) float32 blocks, 10 s by default
+    iter_blocks(path, block_s)          (n, channels) float32 blocks, 10 s by default
       -> Session (uni model)            the streaming path itself: file path == streaming path
          or WindowedProcessor (bi)      windows of at most bi_window_s, see apps.windowed
-      -> Segmenter.push(probs)          the one incremental segmenter, fed as frames come
-      -> FileResult                     segments (+ per-frame probabilities if asked)
+      -> task decoder .push(values)     the task's one incremental post-processor (VAD: the
+                                        Segmenter), fed as frames come
+      -> FileResult                     the task's result fields (+ per-frame values if asked)
 
 A uni model keeps only the GRU state and the frontend's leftover samples between blocks. A bi
 model keeps the log-mel frames of one window (16 KB per second at 40 bins: ~1 MB for 60 s).
@@ -28,18 +30,18 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from streamseq.apps.windowed import WindowedProcessor
-from streamseq.apps.writers import EXTENSIONS, FRAME_EXTENSIONS, render, write_frames, write_text
+from streamseq.apps.writers import FRAME_EXTENSIONS, write_frames, write_text
 from streamseq.audio.io import AUDIO_EXTENSIONS, check_channel, iter_blocks, read_info
 from streamseq.models.checkpoint import load_model
 from streamseq.models.gru import FrameModel
 from streamseq.streaming import FrameOutputs, Session
-from streamseq.tasks.vad.postprocess import Segment, SegmentEvent, Segmenter, SegmenterConfig
+from streamseq.tasks import Writers, model_task
 
 MANIFEST = ".streamseq-process.json"  # settings the output folder is being filled with (see check_outputs)
 
@@ -111,10 +113,14 @@ def shard(files: list[InputFile], index: int, count: int) -> list[InputFile]:
 # ---------------------------------------------------------------------------- one file
 @dataclass(frozen=True)
 class ProcessOptions:
-    """How files are processed. Times in seconds; ``channel`` is 0-based (None: downmix)."""
+    """How files are processed. Times in seconds; ``channel`` is 0-based (None: downmix).
+
+    ``decoder``: settings of the task's post-processor over the model's ``task_config`` (VAD:
+    :class:`~streamseq.tasks.vad.postprocess.SegmenterConfig` fields, e.g. ``{"onset": 0.6}``).
+    """
 
     model: str = "vad-uni"
-    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    decoder: dict = field(default_factory=dict)
     channel: int | None = None
     block_s: float = 10.0
     bi_window_s: float = 60.0
@@ -124,33 +130,28 @@ class ProcessOptions:
 
 @dataclass
 class FileResult:
-    """Result of one file: segments in seconds, optional per-frame probabilities ``(T,)``."""
+    """Result of one file: the task's result fields (VAD: ``segments``), its ``totals`` (VAD:
+    ``speech_s``) and, if asked, what the task writes per frame (VAD: speech probability ``(T,)``)."""
 
     file: str
     duration: float
     sample_rate: int
     model: str
-    segments: list[Segment]
+    fields: dict  # the task's part of the JSON result (task.writers.result)
+    totals: dict[str, float]
     frame_shift_s: float  # of the model's FeatureConfig
-    probs: np.ndarray | None = None
-
-    @property
-    def speech_s(self) -> float:
-        return sum(s.end - s.start for s in self.segments)
+    frames: tuple[np.ndarray, list[str]] | None = None  # per-frame values and column names (task.writers.frames)
 
     def to_dict(self) -> dict:
         """The JSON output format."""
         return {"file": self.file, "duration": round(self.duration, 3), "sample_rate": self.sample_rate,
-                "model": self.model, "segments": [
-                    {"start": round(s.start, 3), "end": round(s.end, 3), "mean_prob": round(s.mean_prob, 4)}
-                    for s in self.segments]}
+                "model": self.model, **self.fields}
 
 
-def load_vad_model(name_or_path: str) -> FrameModel:
-    """``load_model`` plus a check that the model does VAD (speech probability in column 0)."""
+def load_task_model(name_or_path: str) -> FrameModel:
+    """``load_model`` plus a check that this streamseq knows the model's task (ValueError naming both)."""
     model = load_model(name_or_path)
-    if model.task != "vad":
-        raise ValueError(f"model {name_or_path} was trained for task {model.task!r}; processing needs a 'vad' model")
+    model_task(model, f"model {name_or_path}")
     return model
 
 
@@ -166,10 +167,11 @@ def process_file(
     model: FrameModel,
     options: ProcessOptions = ProcessOptions(),
     *,
-    keep_probs: bool = False,
+    keep_frames: bool = False,
     on_progress: Callable[[float], None] | None = None,
 ) -> FileResult:
-    """Run VAD over one file in blocks of ``options.block_s``; see the module docstring.
+    """Run the model and its task's decoder over one file in blocks of ``options.block_s``; see the
+    module docstring.
 
     ``on_progress(seconds)`` is called after each block with the audio seconds it held.
 
@@ -180,30 +182,28 @@ def process_file(
     info = read_info(path)
     check_channel(info, options.channel)
     processor = make_processor(model, options)
-    segmenter = Segmenter(replace(options.segmenter, frame_shift_s=model.feature_config.frame_shift_s))
-    segments: list[Segment] = []
-    probs: list[np.ndarray] = []
+    task = model_task(model, f"model {options.model}")
+    decoder = task.decoder(model, options.decoder)
+    events: list = []
+    values: list[np.ndarray] = []
     samples = 0
 
-    def collect(events: list[SegmentEvent]) -> None:
-        segments.extend(e.segment for e in events if e.kind == "end" and e.segment is not None)
-
     def consume(out: FrameOutputs) -> None:
-        p = out.values[:, 0]  # (n,) speech probability
-        if keep_probs:
-            probs.append(p.copy())
-        collect(segmenter.push(p))
+        if keep_frames:
+            values.append(out.values.copy())  # (n, C)
+        events.extend(decoder.push(out.values))
 
-    for block in iter_blocks(path, options.block_s, options.channel, info=info):  # (n, C)
+    for block in iter_blocks(path, options.block_s, options.channel, info=info):  # (n, channels)
         consume(processor.accept(block, sample_rate=info.sample_rate))
         samples += block.shape[0]
         if on_progress is not None:
             on_progress(block.shape[0] / info.sample_rate)
     consume(processor.finish())
-    collect(segmenter.flush())
+    events.extend(decoder.flush())
     return FileResult(
-        str(path), samples / info.sample_rate, info.sample_rate, options.model, segments,
-        model.feature_config.frame_shift_s, np.concatenate(probs) if keep_probs else None,
+        str(path), samples / info.sample_rate, info.sample_rate, options.model, task.writers.result(events),
+        task.writers.totals(events), model.feature_config.frame_shift_s,
+        task.writers.frames(np.concatenate(values), model.labels) if keep_frames else None,
     )
 
 
@@ -215,17 +215,23 @@ class OutputPlan:
     ``settings`` (:func:`run_settings`) goes into the record written beside every output.
     """
 
+    writers: Writers  # the model's task's (task.writers)
     out_dir: Path | None = None
     fmt: str = "json"
     frames: str | None = None  # "npy" | "csv" | None
     settings: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.fmt not in self.writers.extensions:
+            raise ValueError(f"unknown format {self.fmt!r}; this model's task writes "
+                             f"{', '.join(self.writers.extensions)}")
+
     def paths(self, item: InputFile) -> list[Path]:
-        """Output files of ``item``: the per-frame probabilities (if asked), then the result."""
+        """Output files of ``item``: the per-frame values (if asked), then the result."""
         assert self.out_dir is not None
         base = self.out_dir / item.rel
         frames = [base.with_suffix(FRAME_EXTENSIONS[self.frames])] if self.frames else []
-        return frames + [base.with_suffix(EXTENSIONS[self.fmt])]
+        return frames + [base.with_suffix(self.writers.extensions[self.fmt])]
 
     def records(self, item: InputFile) -> list[tuple[Path, dict]]:
         """Each output of ``item`` with the record it carries once this plan has written it."""
@@ -235,11 +241,11 @@ class OutputPlan:
     def write(self, item: InputFile, result: FileResult) -> None:
         """Write the outputs of ``item``, each followed by its record (:func:`record_path`)."""
         *frames, (main, record) = self.records(item)
-        if frames and result.probs is not None:
+        if frames and result.frames is not None:
             path, frames_record = frames[0]
-            probs, fmt = result.probs, self.frames or "npy"
-            _write_recorded(path, frames_record, lambda: write_frames(path, probs, fmt, result.frame_shift_s))
-        _write_recorded(main, record, lambda: write_text(main, render(result.to_dict(), self.fmt)))
+            (values, columns), fmt = result.frames, self.frames or "npy"
+            _write_recorded(path, frames_record, lambda: write_frames(path, values, fmt, result.frame_shift_s, columns))
+        _write_recorded(main, record, lambda: write_text(main, self.writers.render(result.to_dict(), self.fmt)))
 
 
 def record_path(output: Path) -> Path:
@@ -274,8 +280,9 @@ def model_fingerprint(model: FrameModel) -> str:
 
 def run_settings(model: FrameModel, options: ProcessOptions) -> dict:
     """What determines the results (recorded beside each output, and in the folder's manifest)."""
-    settings: dict[str, object] = {"model_sha256": model_fingerprint(model),
-                "channel": options.channel, "segmenter": asdict(options.segmenter)}
+    decoder = model_task(model, f"model {options.model}").decoder(model, options.decoder)
+    settings: dict[str, object] = {"model_sha256": model_fingerprint(model), "channel": options.channel,
+                                   **decoder.settings}
     if not getattr(model, "streaming", False):
         settings |= {"bi_window_s": options.bi_window_s, "bi_context_s": options.bi_context_s}
     return json.loads(json.dumps(settings))  # as it reads back from the manifest

@@ -14,25 +14,25 @@ import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from streamseq.apps.process_files import InputFile, OutputPlan, ProcessOptions, load_vad_model, process_file
+from streamseq.apps.process_files import InputFile, OutputPlan, ProcessOptions, load_task_model, process_file
 from streamseq.audio.io import AudioFileError
 from streamseq.models.gru import FrameModel
 
 
 @dataclass
 class FileReport:
-    """Outcome of one input. ``result`` (the JSON dict) is set when ``plan.out_dir`` is None."""
+    """Outcome of one input. ``result`` (the JSON dict) is set when ``plan.out_dir`` is None;
+    ``totals`` are the task's numbers that add up over files (VAD: ``speech_s``)."""
 
     index: int
     path: str
     error: str | None = None
     duration: float = 0.0  # audio seconds
-    speech_s: float = 0.0
-    segments: int = 0
+    totals: dict[str, float] = field(default_factory=dict)
     result: dict | None = None
 
     @property
@@ -47,7 +47,7 @@ def process_one(
     """Process and write one file; any failure becomes the report's ``error`` (a reason)."""
     report = FileReport(index, str(item.path))
     try:
-        result = process_file(item.path, model, options, keep_probs=plan.frames is not None,
+        result = process_file(item.path, model, options, keep_frames=plan.frames is not None,
                               on_progress=on_progress)
         if plan.out_dir is not None:
             plan.write(item, result)
@@ -60,7 +60,7 @@ def process_one(
     except Exception as exc:  # a bug: still report it and go on with the other files
         report.error = f"internal error: {type(exc).__name__}: {exc}"
     else:
-        report.duration, report.speech_s, report.segments = result.duration, result.speech_s, len(result.segments)
+        report.duration, report.totals = result.duration, result.totals
     return report
 
 
@@ -71,7 +71,7 @@ _WORKER: dict = {}
 def _init_worker(options: ProcessOptions, plan: OutputPlan, progress: mp.Queue) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     torch.set_num_threads(options.threads or 1)
-    _WORKER.update(model=load_vad_model(options.model), options=options, plan=plan, progress=progress)
+    _WORKER.update(model=load_task_model(options.model), options=options, plan=plan, progress=progress)
 
 
 def _work(index: int, item: InputFile) -> FileReport:
@@ -105,7 +105,7 @@ def run_files(
     if jobs <= 1 or len(items) <= 1:
         if options.threads:
             torch.set_num_threads(options.threads)
-        model = model if model is not None else load_vad_model(options.model)
+        model = model if model is not None else load_task_model(options.model)
         for index, item in enumerate(items):
             yield process_one(index, item, model, options, plan, on_progress)
         return

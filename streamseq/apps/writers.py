@@ -1,19 +1,11 @@
-"""Output formats for VAD results, atomic file writing, and checks that outputs can be written.
+"""Atomic file writing, per-frame outputs, and checks that outputs can be written.
 
-Every renderer takes the result dictionary of one file (the JSON format itself)::
-
-    {"file": str, "duration": s, "sample_rate": Hz, "model": str,
-     "segments": [{"start": s, "end": s, "mean_prob": p}, ...]}
-
-and returns text. Times are seconds (3 decimals, Audacity 6), probabilities 4 decimals.
-Formats that name the file (json lines, csv, rttm, table) can be concatenated over files.
+The formats of a file's result belong to its model's task (``task.writers``; VAD's are in
+:mod:`streamseq.tasks.vad.writers`); this module writes them, and the per-frame values.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -22,90 +14,9 @@ from typing import IO
 
 import numpy as np
 
-__all__ = [
-    "EXTENSIONS", "FRAME_EXTENSIONS", "MULTI_FILE_FORMATS", "atomic_write", "check_output_dir", "check_output_file",
-    "render", "write_frames",
-]
+__all__ = ["FRAME_EXTENSIONS", "atomic_write", "check_output_dir", "check_output_file", "write_frames", "write_text"]
 
-EXTENSIONS = {"json": ".json", "csv": ".csv", "rttm": ".rttm", "audacity": ".txt", "srt": ".srt", "table": ".txt"}
 FRAME_EXTENSIONS = {"npy": ".frames.npy", "csv": ".frames.csv"}
-MULTI_FILE_FORMATS = ("json", "csv", "rttm", "table")  # can share one stdout (json as JSON lines)
-
-
-def _json(result: dict, *, first: bool, many: bool) -> str:
-    return json.dumps(result) + "\n" if many else json.dumps(result, indent=1) + "\n"
-
-
-def _csv(result: dict, *, first: bool, many: bool) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    if first:
-        writer.writerow(["file", "start", "end", "mean_prob"])
-    for s in result["segments"]:
-        writer.writerow([result["file"], f"{s['start']:.3f}", f"{s['end']:.3f}", f"{s['mean_prob']:.4f}"])
-    return buf.getvalue()
-
-
-def rttm_uri(file: str) -> str:
-    """RTTM recording id: the file name without extension, whitespace replaced by ``_``."""
-    return "_".join(Path(file).stem.split()) or "_"
-
-
-def _rttm(result: dict, *, first: bool, many: bool) -> str:
-    uri = rttm_uri(result["file"])
-    return "".join(
-        f"SPEAKER {uri} 1 {s['start']:.3f} {s['end'] - s['start']:.3f} <NA> <NA> speech <NA> <NA>\n"
-        for s in result["segments"]
-    )
-
-
-def _audacity(result: dict, *, first: bool, many: bool) -> str:
-    return "".join(f"{s['start']:.6f}\t{s['end']:.6f}\tspeech\n" for s in result["segments"])
-
-
-def srt_time(seconds: float) -> str:
-    """``HH:MM:SS,mmm``."""
-    ms = round(seconds * 1000)
-    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
-
-
-def _srt(result: dict, *, first: bool, many: bool) -> str:
-    return "".join(
-        f"{i}\n{srt_time(s['start'])} --> {srt_time(s['end'])}\nspeech\n\n"
-        for i, s in enumerate(result["segments"], 1)
-    )
-
-
-def _table(result: dict, *, first: bool, many: bool) -> str:
-    segs, duration = result["segments"], result["duration"]
-    speech = sum(s["end"] - s["start"] for s in segs)
-    lines = [] if first else [""]
-    lines.append(f"{result['file']}  ({duration:.2f} s, {result['sample_rate']} Hz, model {result['model']})")
-    if segs:
-        lines.append(f"{'#':>5} {'start':>10} {'end':>10} {'length':>8} {'prob':>6}")
-        lines += [
-            f"{i:>5} {s['start']:>10.3f} {s['end']:>10.3f} {s['end'] - s['start']:>8.3f} {s['mean_prob']:>6.3f}"
-            for i, s in enumerate(segs, 1)
-        ]
-    share = 100 * speech / duration if duration else 0.0
-    lines.append(f"speech: {speech:.2f} s in {len(segs)} segment(s), {share:.1f}% of the file")
-    return "\n".join(lines) + "\n"
-
-
-_RENDERERS: dict[str, Callable[..., str]] = {
-    "json": _json, "csv": _csv, "rttm": _rttm, "audacity": _audacity, "srt": _srt, "table": _table,
-}
-
-
-def render(result: dict, fmt: str, *, first: bool = True, many: bool = False) -> str:
-    """Text of one file's result in ``fmt``.
-
-    ``first``: this is the first file on a shared output (CSV header, table spacing).
-    ``many``: several files share the output (JSON becomes one compact line per file).
-    """
-    if fmt not in _RENDERERS:
-        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(_RENDERERS)}")
-    return _RENDERERS[fmt](result, first=first, many=many)
 
 
 def _unwritable(folder: Path) -> str | None:
@@ -161,16 +72,22 @@ def write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def write_frames(path: Path, probs: np.ndarray, fmt: str, frame_shift_s: float) -> None:
-    """Atomically write per-frame speech probabilities ``(T,)``: ``npy`` float32 or ``csv``.
+def write_frames(path: Path, values: np.ndarray, fmt: str, frame_shift_s: float, columns: list[str]) -> None:
+    """Atomically write per-frame values ``(T,)`` or ``(T, K)``: ``npy`` float32 or ``csv``.
 
-    CSV rows are ``time,prob`` with ``time`` the start of the frame in seconds.
+    CSV rows are ``time,<columns...>`` with ``time`` the start of the frame in seconds
+    (``task.writers.frames`` gives the values and column names: VAD ``(T,)`` and ``prob``).
     """
-    probs = np.asarray(probs, dtype=np.float32)
+    values = np.asarray(values, dtype=np.float32)
     if fmt == "npy":
-        atomic_write(path, lambda f: np.save(f, probs))
+        atomic_write(path, lambda f: np.save(f, values))
     elif fmt == "csv":
-        rows = "".join(f"{i * frame_shift_s:.2f},{p:.4f}\n" for i, p in enumerate(probs.tolist()))
-        write_text(path, "time,prob\n" + rows)
+        table = values.reshape(values.shape[0], -1)  # (T, K)
+        if table.shape[1] != len(columns):
+            raise ValueError(f"expected {table.shape[1]} column names for values of shape {values.shape}; "
+                             f"received {columns}")
+        rows = "".join(f"{i * frame_shift_s:.2f}," + ",".join(f"{v:.4f}" for v in row) + "\n"
+                       for i, row in enumerate(table.tolist()))
+        write_text(path, ",".join(["time", *columns]) + "\n" + rows)
     else:
         raise ValueError(f"unknown frames format {fmt!r}; expected npy or csv")

@@ -15,13 +15,13 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from streamseq.apps import OutputPlan, ProcessOptions, discover, load_vad_model, render, run_files, shard
+from streamseq.apps import OutputPlan, ProcessOptions, discover, load_task_model, run_files, shard
 from streamseq.apps.process_files import check_outputs, output_collisions, run_settings, write_manifest
-from streamseq.apps.writers import EXTENSIONS, MULTI_FILE_FORMATS, check_output_dir
+from streamseq.apps.writers import check_output_dir
 from streamseq.audio.io import AudioFileError, read_info
+from streamseq.tasks import TASKS, get_task, model_task
 from streamseq.tasks.vad.postprocess import SegmenterConfig
 
 DESCRIPTION = """\
@@ -78,7 +78,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="vad-uni", help="vad-uni, vad-bi or a checkpoint file (default: %(default)s)")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="write one output per input here, mirroring the input folders (default: stdout)")
-    p.add_argument("--format", choices=list(EXTENSIONS), help="default: table on stdout, json with --out; "
+    formats = dict.fromkeys(fmt for name in TASKS for fmt in get_task(name).writers.extensions)  # every task's
+    p.add_argument("--format", choices=list(formats), help="default: table on stdout, json with --out; "
                    "several files on stdout: json (as JSON lines), csv, rttm, table")
     p.add_argument("--frames", choices=("npy", "csv"), help="also write per-frame speech probabilities (needs --out)")
     p.add_argument("--channel", type=_channel, metavar="N", help="use channel N only, 0 = first (default: average all)")
@@ -127,13 +128,13 @@ def _options(args: argparse.Namespace) -> ProcessOptions:
            "min_silence_s": args.min_silence, "pad_s": args.pad, "max_segment_s": args.max_segment}
     if args.threshold is not None:
         seg |= {"onset": args.threshold, "offset": max(0.0, args.threshold - 0.15)}
-    segmenter = replace(SegmenterConfig(), **{k: v for k, v in seg.items() if v is not None})
+    decoder = {k: v for k, v in seg.items() if v is not None}  # checked by the model's task (run_settings)
     if args.bi_context < 0 or 2 * args.bi_context >= args.bi_window:
         raise ValueError(f"expected 0 <= 2 * --bi-context < --bi-window; received {args.bi_context}, {args.bi_window}")
     if args.frames and not args.out:
         raise ValueError("--frames writes files: give --out DIR")
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-    return ProcessOptions(args.model, segmenter, args.channel, args.block, args.bi_window, args.bi_context, threads)
+    return ProcessOptions(args.model, decoder, args.channel, args.block, args.bi_window, args.bi_context, threads)
 
 
 def _check_out(files: list, plan: OutputPlan, force: bool) -> tuple[list, int] | None:
@@ -166,15 +167,15 @@ def run(args: argparse.Namespace) -> int:
         options = _options(args)
         if args.out:
             check_output_dir(args.out, "--out")
-        model = load_vad_model(args.model)
-    except ValueError as exc:  # includes CheckpointError
+        model = load_task_model(args.model)
+        plan = OutputPlan(model_task(model).writers, args.out, args.format or ("json" if args.out else "table"),
+                          args.frames, run_settings(model, options))
+    except ValueError as exc:  # includes CheckpointError, a task that does not know the format or settings
         print(f"streamseq process: error: {exc}", file=sys.stderr)
         return 2
     files, problems = discover(args.paths)
     files = shard(files, *args.shard) if args.shard else files
-    plan = OutputPlan(args.out, args.format or ("json" if args.out else "table"), args.frames,
-                      run_settings(model, options))
-    if not args.out and len(files) > 1 and plan.fmt not in MULTI_FILE_FORMATS:
+    if not args.out and len(files) > 1 and plan.fmt not in plan.writers.multi_file:
         print(f"streamseq process: error: --format {plan.fmt} holds one file; give --out DIR for {len(files)} files",
               file=sys.stderr)
         return 2
@@ -192,13 +193,15 @@ def run(args: argparse.Namespace) -> int:
     audio_bar = tqdm(total=total, unit="s", unit_scale=True, desc="audio", disable=not bars, file=sys.stderr,
                      position=1)
     ok = failed = printed = shown = 0
-    audio = speech = 0.0
+    audio = 0.0
+    totals: dict[str, float] = {}
     waiting: dict[int, dict] = {}
     t0 = time.perf_counter()
     for report in run_files(files, options, plan, jobs=args.jobs, model=model, on_progress=audio_bar.update):
         file_bar.update(1)
         if report.ok:
-            ok, audio, speech = ok + 1, audio + report.duration, speech + report.speech_s
+            ok, audio = ok + 1, audio + report.duration
+            totals = {k: totals.get(k, 0.0) + report.totals.get(k, 0.0) for k in totals.keys() | report.totals.keys()}
         else:
             failed += 1
             _say(f"error: {report.path}: {report.error}")
@@ -206,7 +209,8 @@ def run(args: argparse.Namespace) -> int:
         while printed in waiting:  # results on stdout in input order
             if result := waiting.pop(printed):
                 # through tqdm: the bars (on stderr) are cleared first and redrawn below the text
-                tqdm.write(render(result, plan.fmt, first=shown == 0, many=len(files) > 1), file=sys.stdout, end="")
+                tqdm.write(plan.writers.render(result, plan.fmt, first=shown == 0, many=len(files) > 1),
+                           file=sys.stdout, end="")
                 sys.stdout.flush()
                 shown += 1
             printed += 1
@@ -216,5 +220,5 @@ def run(args: argparse.Namespace) -> int:
     speed = f"{audio / wall:.0f}x real time" if wall > 0 and audio else "-"
     bad = failed + len(problems)
     print(f"streamseq process: {ok} file(s) ok, {bad} failed, {skipped} skipped (already done); "
-          f"{audio / 3600:.3f} h audio, {speech / 3600:.3f} h speech; {speed} ({wall:.1f} s)", file=sys.stderr)
+          f"{audio / 3600:.3f} h audio, {plan.writers.describe(totals)}; {speed} ({wall:.1f} s)", file=sys.stderr)
     return 1 if bad else 0

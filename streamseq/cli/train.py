@@ -1,4 +1,5 @@
-"""``streamseq train``: build (or reuse) the synthetic corpus, then train one model."""
+"""``streamseq train``: build (or reuse) the task's data (``--task``, VAD: the synthetic corpus),
+then train one model."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streamseq.data.corpus import DEFAULT_CACHE, build_corpus
+    from streamseq.data.corpus import DEFAULT_CACHE
     from streamseq.data.dataset import FeatureSet
     from streamseq.features import FeatureConfig
     from streamseq.tasks import get_task
@@ -47,15 +48,14 @@ def run(args: argparse.Namespace) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     cfg = TrainConfig.from_json(args.config, **overrides) if args.config else TrainConfig(
         **{k: v for k, v in overrides.items() if v is not None})
-    corpus = build_corpus(args.cache or DEFAULT_CACHE, train_hours=cfg.train_hours, valid_hours=cfg.valid_hours,
-                          real_hours=cfg.real_hours, seed=cfg.data_seed, jobs=os.cpu_count() or 1,
-                          progress=not args.quiet)
+    task = get_task(cfg.task)
+    corpus = task.build_data(cfg, args.cache or DEFAULT_CACHE, jobs=os.cpu_count() or 1, progress=not args.quiet)
     feats = FeatureConfig(n_mels=cfg.n_mels)
-    train = FeatureSet(corpus / "train", feats, not args.quiet)
-    valid = FeatureSet(corpus / cfg.select_split, feats, not args.quiet)
+    train = FeatureSet(corpus / "train", feats, task=task, progress=not args.quiet)
+    valid = FeatureSet(corpus / cfg.select_split, feats, task=task, progress=not args.quiet)
     print(f"corpus {corpus}: {len(train)} train clips, {len(valid)} {cfg.select_split} clips "
           "(best epoch picked on these)")
-    trainer = Trainer(cfg, get_task(cfg.task), args.out, progress=not args.quiet)
+    trainer = Trainer(cfg, task, args.out, progress=not args.quiet)
     best = trainer.fit(train, valid, resume=not args.no_resume)
     print(json.dumps({"best": best, "out": str(args.out)}, indent=1))
     if args.install_as and int(os.environ.get("RANK", "0")) == 0:

@@ -2,8 +2,12 @@
 
 The file (``torch.save`` of plain types and tensors, loaded with ``weights_only=True``) holds:
 ``format``, ``format_version``, ``streamseq_version``, ``model`` (kind + :class:`ModelConfig`),
-``features`` (:class:`FeatureConfig`), ``task`` and ``labels``, ``state_dict`` (weights and the
+``features`` (:class:`FeatureConfig`), ``task`` and ``labels``, ``task_config`` (the task's
+inference settings, e.g. VAD's segmenter thresholds), ``state_dict`` (weights and the
 normalisation statistics) and free-form ``metadata`` (training command, metrics).
+
+``task_config`` came later within format version 1: a checkpoint without it loads with an empty
+one, which the task reads as its defaults (the settings every such model was used with).
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(model: FrameModel, path: str | os.PathLike, metadata: dict | None = None) -> Path:
-    """Write ``model`` (config, features, normalisation, task, weights) to ``path`` atomically."""
+    """Write ``model`` (config, features, normalisation, task, weights) to ``path`` atomically.
+
+    Raises:
+        ValueError: the model has no task (``model.set_task``, which the Trainer calls).
+    """
+    if not model.task:
+        raise ValueError(f"cannot save {path}: the model has no task; call model.set_task(name, labels, "
+                         "task_config) first (the Trainer does)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -41,6 +52,7 @@ def save_checkpoint(model: FrameModel, path: str | os.PathLike, metadata: dict |
         "features": model.feature_config.to_dict(),
         "task": model.task,
         "labels": list(model.labels),
+        "task_config": dict(model.task_config),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "metadata": dict(metadata if metadata is not None else model.metadata),
     }
@@ -122,7 +134,8 @@ def load_model(name_or_path: str | os.PathLike) -> FrameModel:
     """Load a shipped model by name (``"vad-uni"``, ``"vad-bi"``) or a checkpoint file.
 
     The model comes back in eval mode with ``.config``, ``.feature_config``, ``.task``,
-    ``.labels`` and ``.metadata`` set.
+    ``.labels``, ``.task_config`` (empty for checkpoints written before it: the task's defaults)
+    and ``.metadata`` set.
 
     Raises:
         CheckpointError: missing, truncated, foreign, incomplete or version-incompatible file, a
@@ -133,10 +146,9 @@ def load_model(name_or_path: str | os.PathLike) -> FrameModel:
     try:
         model = build_model(ModelConfig(**payload["model"]), FeatureConfig(**payload["features"]))
         model.load_state_dict(payload["state_dict"])
+        model.set_task(payload["task"], payload["labels"], payload.get("task_config"))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {path} is inconsistent: {exc}") from exc
     _check_finite(path, model)
-    model.task = payload["task"]
-    model.labels = list(payload["labels"])
     model.metadata = dict(payload["metadata"])
     return model.eval()

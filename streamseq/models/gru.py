@@ -7,6 +7,8 @@ them with fixed global statistics it stores as buffers (saved in the checkpoint)
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import torch
 from torch import nn
 
@@ -29,8 +31,9 @@ class FrameModel(nn.Module):
             )
         self.config = config
         self.feature_config = feature_config
-        self.task: str = "vad"
-        self.labels: list[str] = ["speech"]
+        self.task: str = ""  # what the outputs mean: set_task (the Trainer, load_model), saved in the checkpoint
+        self.labels: list[str] = []
+        self.task_config: dict = {}
         self.metadata: dict = {}
         self.register_buffer("feat_mean", torch.zeros(config.n_inputs))
         self.register_buffer("feat_std", torch.ones(config.n_inputs))
@@ -40,6 +43,14 @@ class FrameModel(nn.Module):
             batch_first=True, bidirectional=directions == 2,
         )
         self.head = nn.Linear(config.hidden_size * directions, config.n_outputs)
+
+    def set_task(self, name: str, labels: Sequence[str], task_config: Mapping | None = None) -> None:
+        """Mark the model as trained for task ``name`` with one output per label; ``task_config``
+        holds the task's inference settings (e.g. VAD's segmenter thresholds), plain JSON-like values."""
+        if len(labels) != self.config.n_outputs:
+            raise ValueError(f"expected {self.config.n_outputs} labels, one per model output; "
+                             f"received {len(labels)}: {list(labels)}")
+        self.task, self.labels, self.task_config = name, list(labels), dict(task_config or {})
 
     def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Store global feature statistics ``(F,)`` (computed once on training data)."""

@@ -65,12 +65,11 @@ def default_validation_split(cache_dir: Path | None = None, progress: bool = Tru
     """A held-out split of the corpus the shipped models were trained on: ``"real"`` (human
     speakers, music and effects held out of training) or ``"valid"`` (synthetic).
 
-    Built (minutes; the real split needs ``scripts/setup.sh --train``) and cached on first use;
-    ``cache_dir`` defaults to ``$STREAMSEQ_CACHE``.
+    Built by the default task's ``build_data`` (minutes; the real split needs ``scripts/setup.sh
+    --train``) and cached on first use; ``cache_dir`` defaults to ``$STREAMSEQ_CACHE``.
     """
-    from streamseq.data.corpus import DEFAULT_CACHE, build_corpus
+    from streamseq.data.corpus import DEFAULT_CACHE
+    from streamseq.tasks import get_task
 
     cfg = TrainConfig()
-    corpus = build_corpus(cache_dir or DEFAULT_CACHE, train_hours=cfg.train_hours, valid_hours=cfg.valid_hours,
-                          real_hours=cfg.real_hours, seed=cfg.data_seed, progress=progress)
-    return corpus / split
+    return get_task(cfg.task).build_data(cfg, cache_dir or DEFAULT_CACHE, jobs=2, progress=progress) / split

@@ -1,6 +1,7 @@
 """The shared training core: padded batches, masked task loss, AdamW, clipping, checkpoints.
 
-Task-agnostic: the :class:`~streamseq.tasks.base.Task` supplies loss and metrics. Writes
+Task-agnostic: the :class:`~streamseq.tasks.base.Task` supplies the model's outputs (labels,
+activation), batches of its targets, loss and metrics, and the task config the checkpoint keeps. Writes
 ``best.pt`` and ``last.pt`` (loadable with :func:`streamseq.load_model`) and
 ``last.train-state.pt`` (optimiser, schedule, RNG) so an interrupted run resumes where it was.
 Runs under ``torchrun`` with DistributedDataParallel (gloo) when a process group is set up.
@@ -36,6 +37,8 @@ class Trainer:
     """Train one model for one task; ``fit`` returns the best validation metrics."""
 
     def __init__(self, cfg: TrainConfig, task: Task, out_dir: str | Path, progress: bool = True) -> None:
+        if cfg.task != task.name:
+            raise ValueError(f"the training config is for task {cfg.task!r}; received task {task.name!r}")
         self.cfg, self.task, self.out_dir = cfg, task, Path(out_dir)
         self.progress = progress and _rank() == 0
         torch.manual_seed(cfg.seed)
@@ -45,7 +48,7 @@ class Trainer:
             n_outputs=len(task.labels), output_delay=cfg.output_delay, activation=task.activation,
         )
         self.model: FrameModel = build_model(model_cfg, FeatureConfig(n_mels=cfg.n_mels))
-        self.model.task, self.model.labels = task.name, list(task.labels)
+        self.model.set_task(task.name, task.labels, task.default_task_config())
         self.ddp = torch.nn.parallel.DistributedDataParallel(self.model) if _world() > 1 else None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.step = 0
@@ -63,13 +66,13 @@ class Trainer:
 
     # -- one step -------------------------------------------------------------------------
     def train_step(self, batch: dict, lr: float) -> dict:
-        """Forward, masked loss, backward, clip by global norm, AdamW step."""
+        """Forward, the task's loss, backward, clip by global norm, AdamW step."""
         self.model.train()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         net = self.ddp or self.model
         logits = net(batch["frames"], batch["lengths"])
-        loss = self.task.loss(logits, batch["targets"], batch["lengths"])
+        loss = self.task.loss(logits, batch["lengths"], batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         limit = self.cfg.clip_norm if self.cfg.clip_norm > 0 else float("inf")
@@ -83,15 +86,19 @@ class Trainer:
     def evaluate(self, data: FeatureSet, batch_size: int = 32) -> dict:
         """Task metrics over a whole split (no cropping), plus the mean loss."""
         self.model.eval()
-        outputs, targets, metas, losses = [], [], [], []
+        outputs: list[np.ndarray] = []
+        targets: list[np.ndarray] = []
+        metas: list[dict] = []
+        losses: list[float] = []
         for i in range(0, len(data), batch_size):
-            batch = collate([data[j] for j in range(i, min(len(data), i + batch_size))])
+            items = [data[j] for j in range(i, min(len(data), i + batch_size))]
+            batch = collate(items, self.task)
             logits = self.model(batch["frames"], batch["lengths"])
-            losses.append(float(self.task.loss(logits, batch["targets"], batch["lengths"])))
+            losses.append(float(self.task.loss(logits, batch["lengths"], batch)))
             values = self.model.activate(logits)
             for b, n in enumerate(batch["lengths"].tolist()):
                 outputs.append(values[b, :n].numpy())
-                targets.append(batch["targets"][b, :n].numpy())
+            targets.extend(t.numpy() for _, t, _ in items)
             metas.extend(batch["meta"])
         return {"loss": float(np.mean(losses)), **self.task.metrics(outputs, targets, metas)}
 
@@ -143,7 +150,8 @@ class Trainer:
             for i in bar:
                 if self.step >= total:
                     break
-                batch = collate([train[j] for j in order[i : i + self.cfg.batch_size]], self.cfg.max_frames, gen)
+                batch = collate([train[j] for j in order[i : i + self.cfg.batch_size]], self.task, self.cfg.max_frames,
+                                gen)
                 stats = self.train_step(batch, self.cfg.lr * self._lr_factor(self.step, total))
                 losses.append(stats["loss"])
                 bar.set_postfix(loss=f"{stats['loss']:.4f}", gnorm=f"{stats['grad_norm']:.2f}")
@@ -157,8 +165,8 @@ class Trainer:
                                  "seconds": time.perf_counter() - started, **metrics})
             self._save(metrics, is_best)
             if self.progress:
+                shown = "".join(f"  {name} {metrics.get(name, float('nan')):.4f}" for name in self.task.report_metrics)
                 tqdm.write(f"epoch {self.epoch}: train loss {self.history[-1]['train_loss']:.4f}  "
-                           f"valid loss {metrics['loss']:.4f}  {key} {metrics[key]:.4f}  "
-                           f"f1 {metrics.get('f1', float('nan')):.4f}"
+                           f"valid loss {metrics['loss']:.4f}{shown}"
                            f"  ({self.history[-1]['seconds']:.0f} s){'  *best' if is_best else ''}")
         return self.best or {}

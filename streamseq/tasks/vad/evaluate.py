@@ -16,6 +16,7 @@ from streamseq.features import FeatureConfig, compute_features
 from streamseq.models import FrameModel
 from streamseq.tasks.vad.metrics import grouped_metrics
 from streamseq.tasks.vad.postprocess import segments_from_probs
+from streamseq.tasks.vad.writers import speech_column
 
 SAMPLE_RATE = FeatureConfig().sample_rate  # of corpus splits: the feature rate, 16 kHz
 
@@ -36,7 +37,9 @@ def model_scorer(model: FrameModel) -> Callable[[np.ndarray], np.ndarray]:
     @torch.inference_mode()
     def score(audio: np.ndarray) -> np.ndarray:
         feats = compute_features(audio, SAMPLE_RATE, model.feature_config)
-        return model.activate(model(feats[None]))[0, :, 0].numpy()
+        return model.activate(model(feats[None]))[0, :, column].numpy()
+
+    column = speech_column(model.labels)  # ValueError for a model of another task
 
     return score
 
