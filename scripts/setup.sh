@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 # Each is also an entry of streamseq/debian.py's PACKAGE_FILES (a test keeps the two lists equal).
 APT_PACKAGES=(
   libportaudio2 libasound2-data
-  espeak-ng espeak-ng-data flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+  espeak-ng espeak-ng-data libespeak-ng1 flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
   asterisk-core-sounds-en-wav asterisk-moh-opsound-wav sound-theme-freedesktop
 )
 # setup="train" entries of PACKAGE_FILES (recordings, ffmpeg, music renderers and soundfonts,

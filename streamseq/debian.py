@@ -62,6 +62,8 @@ PACKAGE_FILES: dict[str, PackageFiles] = {p.key: p for p in (
     PackageFiles("espeak-ng", "espeak-ng", "/usr/bin/espeak-ng", "espeak-ng TTS program", "/usr/bin/espeak-ng"),
     PackageFiles("espeak-ng-variants", "espeak-ng-data", "*/espeak-ng-data/voices/!v/*",
                  "espeak-ng voice variants", "/usr/lib/x86_64-linux-gnu/espeak-ng-data/voices/!v"),
+    PackageFiles("libespeak-ng", "libespeak-ng1", "*-linux-gnu/libespeak-ng.so.1",
+                 "espeak-ng library (word timing of the digits corpus)", "/usr/lib/x86_64-linux-gnu/libespeak-ng.so.1"),
     PackageFiles("flite", "flite", "/usr/bin/flite", "flite TTS program", "/usr/bin/flite"),
     PackageFiles("festival", "festival", "/usr/bin/text2wave", "festival TTS program", "/usr/bin/text2wave"),
     PackageFiles("festvox-kallpc16k", "festvox-kallpc16k", "/usr/share/festival/voices/*",

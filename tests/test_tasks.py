@@ -222,13 +222,13 @@ def test_apps_about_segments_name_the_task_that_has_none(beeps_run):
 
 # --------------------------------------------------------------------------- registry errors
 def test_an_unknown_task_is_refused_naming_the_known_ones(tmp_path):
-    with pytest.raises(ValueError, match="unknown task 'digits'; known tasks: .*vad"):
-        get_task("digits")
+    with pytest.raises(ValueError, match="unknown task 'keywords'; known tasks: .*vad"):
+        get_task("keywords")
     model = make_model()
-    model.set_task("digits", ["blank"])
-    save_checkpoint(model, tmp_path / "digits.pt")
-    with pytest.raises(ValueError, match="was trained for task 'digits', which this streamseq does not know"):
-        load_task_model(str(tmp_path / "digits.pt"))
+    model.set_task("keywords", ["blank"])
+    save_checkpoint(model, tmp_path / "keywords.pt")
+    with pytest.raises(ValueError, match="was trained for task 'keywords', which this streamseq does not know"):
+        load_task_model(str(tmp_path / "keywords.pt"))
     with pytest.raises(ValueError, match="config is for task 'vad'; received task 'beeps'"):
         Trainer(TrainConfig(), BeepTask(), tmp_path / "run")
 

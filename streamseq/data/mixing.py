@@ -6,6 +6,9 @@ decaying noise RIR) on the speech -> optional telephone band (300-3400 Hz, 8 kHz
 applied to speech and background separately -> background scaled to the SNR -> sum -> one gain
 so the peak sits at ``gain_dbfs``. Labels come from the dry utterances only.
 
+:func:`make_clip` does all of it; :func:`mix_speech` is the chain after the placing, for
+callers that place their own speech (the digits corpus).
+
 SNR (dB) = 10 log10(mean(speech^2 over speech-active samples) / mean(background^2 over the clip)),
 both measured after reverb/telephone processing.
 """
@@ -25,7 +28,7 @@ from streamseq.data.labels import frame_hop, frames_to_samples, num_frames, spee
 from streamseq.data.sources import NOISE_KINDS, SR, synthetic_noise
 
 __all__ = ["Utterance", "SpeechPool", "NoisePool", "MixConfig", "Clip", "SNR_BANDS", "make_clip",
-           "snr_band", "telephone", "reverberate"]
+           "snr_band", "telephone", "reverberate", "mix_speech"]
 
 SNR_BANDS = ("clean", "-5..0", "0..10", "10..20", "20..30", "none")  # "none": non-speech clip
 _PEAK_MAX = 32767 / 32768  # largest PCM_16 sample
@@ -255,25 +258,60 @@ def make_clip(
     """
     if duration_s <= 0:
         raise ValueError(f"duration_s must be > 0 seconds, got {duration_s}")
-    if keep_parts and cfg.augment:
-        raise ValueError("keep_parts needs MixConfig(augment=False): the channel effects act on the mix, "
-                         "so it no longer splits into speech + noise")
+    _check_parts(cfg, keep_parts)
     pool = speech_pool if isinstance(speech_pool, SpeechPool) else SpeechPool(speech_pool)
     n = int(round(duration_s * SR))
     weights = {k: w for k, w in cfg.source_weights.items() if pool.by_source.get(k)}
     has_speech = bool(weights) and rng.random() >= cfg.p_nonspeech
-    meta: dict[str, Any] = {"speech_source": "none", "speakers": [], "snr_db": None, "snr_band": "none"}
+    meta: dict[str, Any] = {"speech_source": "none", "speakers": []}
     if has_speech:
         source = _choice(rng, weights)
         speech, labels, speakers = _place_speech(rng, pool, source, n, cfg)
+        origin = speakers[0].split(":")[0] if source == "recorded" else source
+        meta.update(speech_source=origin, speakers=sorted(set(speakers)))
+    else:
+        source, speech, labels = "none", np.zeros(n, dtype=np.float32), np.zeros(num_frames(n, SR), np.uint8)
+    return mix_speech(rng, speech, labels, noise_pool, cfg, source=source, meta=meta, keep_parts=keep_parts)
+
+
+def _check_parts(cfg: MixConfig, keep_parts: bool) -> None:
+    if keep_parts and cfg.augment:
+        raise ValueError("keep_parts needs MixConfig(augment=False): the channel effects act on the mix, "
+                         "so it no longer splits into speech + noise")
+
+
+def mix_speech(
+    rng: np.random.Generator,
+    speech: np.ndarray,
+    labels: np.ndarray,
+    noise_pool: NoisePool,
+    cfg: MixConfig = MixConfig(),
+    *,
+    source: str,
+    meta: dict[str, Any] | None = None,
+    keep_parts: bool = False,
+) -> Clip:
+    """The channel half of :func:`make_clip`: dry ``speech`` (N,) already placed, with its ``labels``
+    ``(ceil(N/160),)``, over a background at an SNR, with reverb, telephone band and augmentation.
+
+    ``source`` names where the speech came from (``"asterisk"`` raises the telephone share,
+    ``"none"`` makes a background-only clip: no SNR, no reverb); ``meta`` (copied) starts the
+    clip's meta. Tasks that place their own speech (e.g. digit strings with known word times)
+    mix it here, exactly as the VAD corpus mixes its clips.
+    """
+    _check_parts(cfg, keep_parts)
+    n = speech.shape[0]
+    if labels.shape != (num_frames(n, SR),):
+        raise ValueError(f"expected labels of shape ({num_frames(n, SR)},) for {n} samples; received {labels.shape}")
+    has_speech = source != "none"
+    meta = {**(meta or {}), "snr_db": None, "snr_band": "none"}
+    if has_speech:
         clean = rng.random() < cfg.p_clean
         background = "silence" if clean else _choice(rng, cfg.background_weights)
         snr = None if clean else float(rng.choice(cfg.snr_choices) if cfg.snr_choices else rng.uniform(*cfg.snr_db))
         band = f"{snr:g}" if cfg.snr_choices and snr is not None else snr_band(snr)  # fixed SNRs name themselves
-        origin = speakers[0].split(":")[0] if source == "recorded" else source
-        meta.update(speech_source=origin, speakers=sorted(set(speakers)), snr_db=snr, snr_band=band)
+        meta.update(snr_db=snr, snr_band=band)
     else:
-        source, speech, labels = "none", np.zeros(n, dtype=np.float32), np.zeros(num_frames(n, SR), np.uint8)
         background, snr = _choice(rng, cfg.background_weights), None
     noise, names = _background(rng, background, noise_pool, n, cfg)
     if cfg.augment and background != "silence" and rng.random() < cfg.p_second_background:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 TASKS: dict[str, str] = {
     "vad": "streamseq.tasks.vad.task:VADTask",
+    "digits": "streamseq.tasks.digits.task:DigitsTask",
 }
 
 

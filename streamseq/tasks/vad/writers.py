@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from streamseq.tasks.formats import json_text, rttm_uri, srt_time
 from streamseq.tasks.vad.postprocess import Segment, SegmentEvent
 
 SPEECH = "speech"  # the VAD task's one output column, and the label its segments carry
 
-
-def _json(result: dict, *, first: bool, many: bool) -> str:
-    return json.dumps(result) + "\n" if many else json.dumps(result, indent=1) + "\n"
 
 
 def _csv(result: dict, *, first: bool, many: bool) -> str:
@@ -39,10 +35,6 @@ def _csv(result: dict, *, first: bool, many: bool) -> str:
         writer.writerow([result["file"], f"{s['start']:.3f}", f"{s['end']:.3f}", f"{s['mean_prob']:.4f}"])
     return buf.getvalue()
 
-
-def rttm_uri(file: str) -> str:
-    """RTTM recording id: the file name without extension, whitespace replaced by ``_``."""
-    return "_".join(Path(file).stem.split()) or "_"
 
 
 def _rttm(result: dict, *, first: bool, many: bool) -> str:
@@ -56,11 +48,6 @@ def _rttm(result: dict, *, first: bool, many: bool) -> str:
 def _audacity(result: dict, *, first: bool, many: bool) -> str:
     return "".join(f"{s['start']:.6f}\t{s['end']:.6f}\t{SPEECH}\n" for s in result["segments"])
 
-
-def srt_time(seconds: float) -> str:
-    """``HH:MM:SS,mmm``."""
-    ms = round(seconds * 1000)
-    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
 
 
 def _srt(result: dict, *, first: bool, many: bool) -> str:
@@ -87,7 +74,7 @@ def _table(result: dict, *, first: bool, many: bool) -> str:
 
 
 _RENDERERS: dict[str, Callable[..., str]] = {
-    "json": _json, "csv": _csv, "rttm": _rttm, "audacity": _audacity, "srt": _srt, "table": _table,
+    "json": json_text, "csv": _csv, "rttm": _rttm, "audacity": _audacity, "srt": _srt, "table": _table,
 }
 
 
