@@ -22,19 +22,16 @@ import fcntl
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile as sf
-import torch
-from tqdm import tqdm
 
 from streamseq.data.labels import frames_to_samples, speech_labels
 from streamseq.data.mixing import MixConfig, NoisePool, SpeechPool, Utterance, make_clip
@@ -52,6 +49,7 @@ from streamseq.data.sources import (
 )
 from streamseq.data.text import random_text
 from streamseq.data.tts import ENGINES, TTSError, Voice, list_voices, split_voices, synthesize, voice_weights
+from streamseq.data.workers import ordered_map, worker_pool
 
 __all__ = ["DEFAULT_CACHE", "CORPUS_VERSION", "CLIP_S", "build_corpus", "load_manifest"]
 
@@ -86,10 +84,6 @@ def _normalize(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         gain = 10 ** (_SPEECH_RMS_DBFS / 20) / max(rms, 1e-9)
         audio = audio * min(gain, 0.99 / max(float(np.abs(audio).max()), 1e-9))
     return np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16), labels
-
-
-def _init_worker() -> None:
-    torch.set_num_threads(1)
 
 
 def _tts_item(task: tuple[Voice, str, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -129,29 +123,13 @@ def _background_item(task: tuple[SourceFile, bool]) -> tuple[np.ndarray, float |
     return _normalize(audio)[0], speech_s
 
 
-def _map(ex: Executor | None, fn: Callable, tasks: list, desc: str, progress: bool) -> list:
-    """Ordered map, in ``ex`` (a process pool) or inline when ``ex`` is None."""
-    if ex is None:
-        it: Any = map(fn, tasks)
-    else:
-        it = ex.map(fn, tasks, chunksize=max(1, min(8, len(tasks) // 16)))
-    return list(tqdm(it, total=len(tasks), desc=desc, disable=not progress, leave=False))
-
-
 @contextlib.contextmanager
 def _build_context(jobs: int) -> Iterator[Executor | None]:
-    """One torch thread (bitwise-reproducible DSP) and, for ``jobs > 1``, a spawn process pool."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """:func:`worker_pool` for one build; the utterance/background pools it loaded are dropped after."""
     try:
-        if jobs <= 1:
-            yield None
-        else:  # spawn: no fork after torch/OpenMP threads have started
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker) as ex:
-                yield ex
+        with worker_pool(jobs) as ex:
+            yield ex
     finally:
-        torch.set_num_threads(threads)
         _POOLS.clear()
 
 
@@ -194,7 +172,7 @@ def _build_pool(ex: Executor | None, out: Path, split_idx: int, inv: dict, hours
         text = random_text(rng, kind=voice.params.get("text", "en"))
         tasks.append((voice, text, seed, split_idx, i))
         info.append({"source": voice.engine, "speaker_id": voice.speaker_id, "voice": voice.name, "text": text})
-    results = _map(ex, _tts_item, tasks, f"tts {out.name}", progress)
+    results = ordered_map(ex, _tts_item, tasks, f"tts {out.name}", progress)
     files = inv["speech_files"]  # small corpora use a seeded subset: 2x the prompt audio they need
     n_files = min(len(files), max(20, math.ceil(2 * speech_s * share / 2.75)))
     n_files = n_files if mix.source_weights.get("asterisk") else 0
@@ -208,9 +186,9 @@ def _build_pool(ex: Executor | None, out: Path, split_idx: int, inv: dict, hours
         recorded = [recorded[k] for k in sorted(pick)]
     else:
         recorded = []
-    results += _map(ex, _file_item, [str(f.path) for f in files], f"prompts {out.name}", progress)
+    results += ordered_map(ex, _file_item, [str(f.path) for f in files], f"prompts {out.name}", progress)
     info += [{"source": "asterisk", "speaker_id": f.group, "voice": "asterisk", "text": f.name} for f in files]
-    results += _map(ex, _file_item, recorded, f"recordings {out.name}", progress)
+    results += ordered_map(ex, _file_item, recorded, f"recordings {out.name}", progress)
     info += [{"source": "recorded", "speaker_id": f.group, "voice": f.group.split(":")[0], "text": f.name}
              for f in recorded]
     keep = [k for k, (_, lab) in enumerate(results) if lab.any()]  # drop silent/failed outputs
@@ -226,7 +204,8 @@ def _build_pool(ex: Executor | None, out: Path, split_idx: int, inv: dict, hours
     _save_array(out / "labels.npy", np.concatenate([results[k][1] for k in keep]))
     dropped = []
     for kind in ("music", "effects"):
-        found = _map(ex, _background_item, [(f, inv["screen"]) for f in inv[kind]], f"{kind} {out.name}", progress)
+        found = ordered_map(ex, _background_item, [(f, inv["screen"]) for f in inv[kind]], f"{kind} {out.name}",
+                            progress)
         recs = []
         for f, (audio, speech_s) in zip(inv[kind], found, strict=True):
             if isinstance(speech_s, str) or speech_s > _SCREEN_MAX_SPEECH_S or not audio.size:
@@ -392,7 +371,7 @@ def build_corpus(cache_dir: Path, *, train_hours: float, valid_hours: float, see
                 out.mkdir(exist_ok=True)
                 durations = _durations(seed, split_idx, hours)
                 tasks = [(str(pool), str(out), seed, split_idx, j, d) for j, d in enumerate(durations)]
-                _map(ex, _clip_item, tasks, f"clips {split}", progress)
+                ordered_map(ex, _clip_item, tasks, f"clips {split}", progress)
                 parts = [out / f"{j:05d}.json" for j in range(len(durations))]
                 lines = [json.dumps(json.loads(p.read_text()), sort_keys=True) for p in parts]
                 (out / "manifest.tmp").write_text("\n".join(lines) + "\n")

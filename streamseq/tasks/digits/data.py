@@ -31,23 +31,21 @@ import fcntl
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import shutil
 from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile as sf
-import torch
-from tqdm import tqdm
 
 from streamseq.data.labels import frame_hop, num_frames
 from streamseq.data.mixing import MixConfig, NoisePool, mix_speech
 from streamseq.data.sources import SR, effect_files, load_audio, music_files, split_files
 from streamseq.data.tts import ENGINES, TTSError, Voice, list_voices, split_voices
+from streamseq.data.workers import ordered_map, worker_pool
 from streamseq.debian import MissingSystemFileError, locate
 from streamseq.tasks.digits.speech import WORDS, Spoken, draw_params, human_digits, say, say_human
 
@@ -160,7 +158,6 @@ _NOISE: dict[str, NoisePool] = {}
 
 
 def _init_worker(inventory: dict[str, dict[str, Any]]) -> None:
-    torch.set_num_threads(1)
     _INVENTORY.clear()
     _INVENTORY.update(inventory)
     _NOISE.clear()
@@ -192,18 +189,11 @@ def _clip_item(task: tuple[str, int, int, int]) -> None:
 
 @contextlib.contextmanager
 def _workers(jobs: int, inventory: dict[str, dict[str, Any]]) -> Iterator[Executor | None]:
-    """A spawn process pool holding ``inventory`` (inline when ``jobs`` is 1), one torch thread each."""
-    threads = torch.get_num_threads()
-    _init_worker(inventory)
+    """:func:`~streamseq.data.workers.worker_pool` with ``inventory`` in every worker (and here)."""
     try:
-        if jobs <= 1:
-            yield None
-        else:
-            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                                     initargs=(inventory,)) as ex:
-                yield ex
+        with worker_pool(jobs, _init_worker, (inventory,)) as ex:
+            yield ex
     finally:
-        torch.set_num_threads(threads)
         _INVENTORY.clear()
         _NOISE.clear()
 
@@ -264,8 +254,7 @@ def build_digits_corpus(cache_dir: Path, *, train_hours: float, valid_hours: flo
                 out.mkdir(exist_ok=True)
                 count = math.ceil(hours[split] * 3600 / CLIP_S)
                 tasks = [(str(out), int(seed), split_idx, j) for j in range(count)]
-                it = map(_clip_item, tasks) if ex is None else ex.map(_clip_item, tasks, chunksize=4)
-                list(tqdm(it, total=count, desc=f"digits {split}", disable=not progress, leave=False))
+                ordered_map(ex, _clip_item, tasks, f"digits {split}", progress)
                 parts = [out / f"{j:05d}.json" for j in range(count)]
                 (out / "manifest.tmp").write_text("".join(p.read_text() + "\n" for p in parts))
                 os.replace(out / "manifest.tmp", out / "manifest.jsonl")
