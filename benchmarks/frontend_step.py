@@ -1,4 +1,4 @@
-"""Single-thread cost of the streaming frontend + StreamingGRU.step per second of audio.
+"""Single-thread cost of the streaming frontend + StreamingRNN.step per second of audio.
 
     python benchmarks/frontend_step.py [--model vad-uni|FILE] [--seconds 20]
 

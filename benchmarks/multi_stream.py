@@ -29,7 +29,7 @@ import torch
 
 from streamseq.features import StreamingFrontend, compute_features
 from streamseq.models import load_model
-from streamseq.models.export import step_function
+from streamseq.models.export import initial_state, step_function
 from streamseq.streaming.engine import Engine, resolve_backend
 
 RESULTS = Path(__file__).parent / "results"
@@ -104,7 +104,7 @@ def offline(model, minutes: float, backend: str) -> dict:
 
     step = step_function(model, backend, threads=1)
     frontend = StreamingFrontend(model.feature_config)
-    h = np.zeros((model.config.num_layers, 1, model.config.hidden_size), np.float32)
+    h = initial_state(model)
 
     def features(i: int | None) -> np.ndarray:  # i: first sample of a block; None: end of file
         with torch.inference_mode():

@@ -81,10 +81,11 @@ def engine_run_without_segmenter(engine: Engine, chunks):
 def stage_runs(model, engine: Engine, chunks) -> dict:
     """The work of engine_run one stage at a time, each on the precomputed input of its stage."""
     from streamseq.features import StreamingFrontend
+    from streamseq.models.export import initial_state
 
     frontend = StreamingFrontend(model.feature_config)
     spectra = [engine._spectrum([frontend.accept_windows(c, sample_rate=16000)])[None] for c in chunks]
-    h0 = np.zeros((model.config.num_layers, 1, model.config.hidden_size), np.float32)
+    h0 = initial_state(model)
     probs = [engine._step(x, h0)[0][0, :, 0] if x.shape[1] else np.zeros(0, np.float32) for x in spectra]
 
     def frontend_only():

@@ -8,17 +8,20 @@ import torch
 from conftest import make_model, noisy_tone
 from streamseq import CheckpointError, load_model
 from streamseq.features import compute_features
-from streamseq.models import StreamingGRU, save_checkpoint
-from streamseq.models.checkpoint import FORMAT_VERSION
+from streamseq.models import StreamingRNN, save_checkpoint
+from streamseq.models.checkpoint import FORMAT_VERSION, pretrained_path
+from streamseq.models.config import CELLS
 
 
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("kind,delay", [("uni", 0), ("uni", 4), ("bi", 0)])
-def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path, kind, delay):
-    model = make_model(kind, delay=delay, seed=3)
+def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path, kind, delay, cell):
+    model = make_model(kind, delay=delay, seed=3, hidden=8, cell=cell)
     model.task, model.labels = "vad", ["speech"]
     path = save_checkpoint(model, tmp_path / "m.pt", metadata={"seed": 3})
     loaded = load_model(path)
     assert loaded.config == model.config and loaded.feature_config == model.feature_config
+    assert loaded.config.cell == cell and type(loaded.rnn) is type(model.rnn)
     assert loaded.metadata == {"seed": 3} and loaded.labels == ["speech"]
     feats = compute_features(noisy_tone(0.3))[None]
     with torch.inference_mode():
@@ -57,5 +60,26 @@ def test_incompatible_format_version_is_refused(tmp_path):
         load_model(path)
 
 
-def test_loaded_uni_model_is_a_streaming_gru(tmp_path):
-    assert isinstance(load_model(save_checkpoint(make_model("uni"), tmp_path / "u.pt")), StreamingGRU)
+def test_loaded_uni_model_is_a_streaming_model(tmp_path):
+    assert isinstance(load_model(save_checkpoint(make_model("uni"), tmp_path / "u.pt")), StreamingRNN)
+
+
+def test_a_checkpoint_written_before_cells_existed_loads_as_the_same_gru(tmp_path):
+    model = make_model("uni", delay=2, seed=5)
+    payload = torch.load(save_checkpoint(model, tmp_path / "m.pt"), weights_only=True)
+    del payload["model"]["cell"]  # what every checkpoint written before ModelConfig.cell holds
+    payload["state_dict"] = {k.replace("rnn.", "gru.", 1): v for k, v in payload["state_dict"].items()}
+    torch.save(payload, tmp_path / "old.pt")
+    loaded = load_model(tmp_path / "old.pt")
+    assert loaded.config == model.config and loaded.config.cell == "gru" and isinstance(loaded.rnn, torch.nn.GRU)
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    feats = compute_features(noisy_tone(0.3))[None]
+    with torch.inference_mode():
+        assert torch.equal(loaded(feats), model(feats))
+
+
+def test_shipped_models_predate_cells_and_load_as_grus():
+    payload = torch.load(pretrained_path("vad-uni"), weights_only=True)
+    assert "cell" not in payload["model"] and any(k.startswith("gru.") for k in payload["state_dict"])
+    assert load_model("vad-uni").config.cell == "gru"

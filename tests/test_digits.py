@@ -22,9 +22,10 @@ from streamseq.data.labels import HOP_S, speech_labels
 from streamseq.data.tts import list_voices, synthesize
 from streamseq.tasks import get_task
 from streamseq.tasks.digits.data import CLIP_S, build_digits_corpus
-from streamseq.tasks.digits.decoder import DecoderConfig, DigitDecoder, decode
+from streamseq.tasks.digits.decoder import DigitDecoder, decode
 from streamseq.tasks.digits.speech import _espeak, draw_params, say, say_human
 from streamseq.tasks.digits.task import edit_distance
+from streamseq.tasks.vad.postprocess import SegmenterConfig
 from streamseq.training.config import TrainConfig
 
 WORD_DIGITS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
@@ -145,15 +146,17 @@ def test_train_lowers_the_ctc_loss_and_the_checkpoint_reloads_as_a_digits_model(
     history = torch.load(trained / "last.train-state.pt", weights_only=False)["history"]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     model = load_model(trained / "best.pt")
-    assert model.task == "digits" and model.labels == ["blank", *"0123456789"]
-    assert model.config.n_outputs == 11 and model.config.activation == "log_softmax"
-    assert model.task_config == {"blank_threshold": 0.9, "end_silence_s": 0.5}
+    assert model.task == "digits" and model.labels == ["blank", *"0123456789", "speech"]
+    assert model.config.n_outputs == 12 and model.config.activation == "log_softmax_sigmoid"
+    assert model.task_config["min_silence_s"] == 0.6 and model.task_config["min_speech_s"] == 0.1
     task = get_task("digits")
-    assert task.decoder(model).settings == {"digits": {"blank_threshold": 0.9, "end_silence_s": 0.5,
-                                                       "frame_shift_s": 0.01}}
-    assert task.decoder(model, {"end_silence_s": 0.3}).config.end_frames == 30
-    with pytest.raises(ValueError, match=r"unknown digits decoder settings \['onset'\]"):
-        task.decoder(model, {"onset": 0.5})
+    assert task.decoder(model).settings["segmenter"]["min_silence_s"] == 0.6
+    assert task.decoder(model, {"min_silence_s": 0.3}).config.min_silence_frames == 30
+    with pytest.raises(ValueError, match=r"unknown digits end-of-speech settings \['blank_threshold'\]"):
+        task.decoder(model, {"blank_threshold": 0.5})
+    values = model.activate(torch.randn(50, 12))  # log-probabilities of the tokens, then a speech probability
+    assert torch.allclose(values[:, :-1].exp().sum(-1), torch.ones(50))
+    assert ((values[:, -1] > 0) & (values[:, -1] < 1)).all()
 
 
 @pytest.mark.slow
@@ -183,54 +186,70 @@ def test_the_digits_task_needs_its_own_validation_split(tmp_path):
 
 
 # --------------------------------------------------------------------------- targets and loss
-def test_targets_are_cropped_by_the_middle_of_each_digit_and_batched_for_ctc():
+def test_targets_mark_speech_and_each_digit_at_its_middle_and_batch_for_ctc():
     task = get_task("digits")
     entry = {"file": "x.flac", "meta": {"digits": "907", "digit_times": [[0.1, 0.3], [0.5, 0.7], [2.0, 2.4]]}}
     targets = task.load_targets(Path("."), entry, 250)
-    assert targets.tolist() == [[10, 20], [1, 60], [8, 220]]
-    assert task.crop_targets(targets, 50, 100).tolist() == [[1, 10]]
-    batch = task.collate_targets([targets, task.crop_targets(targets, 50, 100), targets[:0]])
-    assert batch["targets"].tolist() == [[10, 1, 8], [1, 0, 0], [0, 0, 0]]
-    assert batch["target_lengths"].tolist() == [3, 1, 0]
-    logits, lengths = torch.randn(3, 40, 11), torch.tensor([40, 30, 20])
-    reference = sum(torch.nn.functional.ctc_loss(logits[b, :n].log_softmax(-1)[:, None], batch["targets"][b : b + 1],
-                                                 [n], [int(batch["target_lengths"][b])], reduction="sum")
-                    for b, n in enumerate(lengths.tolist()))
-    assert torch.allclose(task.loss(logits, lengths, batch), reference / 90)
+    assert targets.shape == (250, 2)
+    assert torch.nonzero(targets[:, 1]).flatten().tolist() == [20, 60, 220]
+    assert targets[[20, 60, 220], 1].tolist() == [10, 1, 8]
+    assert torch.nonzero(targets[:, 0]).flatten().tolist() == [*range(10, 30), *range(50, 70), *range(200, 240)]
+    crop = task.crop_targets(targets, 50, 100)
+    assert crop.shape == (100, 2) and torch.nonzero(crop[:, 1]).flatten().tolist() == [10]
+    batch = task.collate_targets([targets[:40], crop[:30], targets[100:120]])
+    assert batch["targets"].tolist() == [[10], [1], [0]] and batch["target_lengths"].tolist() == [1, 1, 0]
+    assert batch["speech"].shape == (3, 40) and batch["speech"][1, :20].tolist() == [1] * 20
+    logits, lengths = torch.randn(3, 40, 12), torch.tensor([40, 30, 20])
+    ctc = sum(torch.nn.functional.ctc_loss(logits[b, :n, :-1].log_softmax(-1)[:, None], batch["targets"][b : b + 1],
+                                           [n], [int(batch["target_lengths"][b])], reduction="sum")
+              for b, n in enumerate(lengths.tolist()))
+    bce = sum(torch.nn.functional.binary_cross_entropy_with_logits(
+        logits[b, :n, -1], batch["speech"][b, :n].float(), reduction="sum") for b, n in enumerate(lengths.tolist()))
+    assert torch.allclose(task.loss(logits, lengths, batch), (ctc + bce) / 90)
+    with pytest.raises(ValueError, match="two digits centred on frame 20"):
+        overlapping = {"digits": "12", "digit_times": [[0.1, 0.3], [0.15, 0.25]]}
+        task.load_targets(Path("."), {"file": "x.flac", "meta": overlapping}, 250)
 
 
 def test_metrics_count_digit_edits_against_the_reference():
     assert edit_distance("4155", "4155") == 0 and edit_distance("4155", "415") == 1
     assert edit_distance("4155", "41955") == 1 and edit_distance("", "12") == 2 and edit_distance("12", "21") == 2
     task = get_task("digits")
-    outputs = [frames("--4-1--5-5--"), frames("--7--")]
-    targets = [np.array([[5, 0], [2, 0], [6, 0]]), np.array([[8, 0]])]
-    assert task.metrics(outputs, targets, [{}, {}]) == {"digit_accuracy": 0.75, "digit_error_rate": 0.25,
-                                                         "string_accuracy": 0.5}
+    outputs = [frames("--4-1--5-5--", speech="-SSS-S------"), frames("--7--", speech="-SS--")]
+    targets = [np.array([[0, 0], [1, 5], [1, 0], [1, 2], [0, 0], [1, 6], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0],
+                         [0, 0]]), np.array([[0, 0], [1, 0], [1, 8], [0, 0], [0, 0]])]
+    assert task.metrics(outputs, targets, [{}, {}]) == pytest.approx({
+        "digit_accuracy": 0.75, "digit_error_rate": 0.25, "string_accuracy": 0.5, "speech_roc_auc": 1.0})
 
 
 # --------------------------------------------------------------------------- decoder
-def frames(best: str, p: float = 0.97) -> np.ndarray:
-    """Log-probabilities ``(T, 11)`` whose best output per frame is ``best[t]`` ("-": blank) with probability ``p``."""
+def frames(best: str, p: float = 0.97, speech: str = "") -> np.ndarray:
+    """Outputs ``(T, 12)``: token log-probabilities whose best per frame is ``best[t]`` ("-": blank) with
+    probability ``p``, then the speech probability, 0.9 where ``speech[t]`` is "S" (default: where a digit is)."""
     values = np.full((len(best), 11), (1 - p) / 10)
     for t, c in enumerate(best):
         values[t, 0 if c == "-" else 1 + int(c)] = p
-    return np.log(values)
+    active = [c == "S" for c in speech] if speech else [c != "-" for c in best]
+    return np.column_stack([np.log(values), np.where(active, 0.9, 0.05)])
 
 
-def test_a_digit_is_emitted_at_the_start_of_its_spike_and_utterances_end_after_blanks():
-    cfg = DecoderConfig(end_silence_s=0.05)
-    events = decode(frames("--44-4" + "-" * 7 + "17" + "---"), cfg)
+END = SegmenterConfig(min_silence_s=0.05, min_speech_s=0.01, pad_s=0.0)
+
+
+def test_a_digit_is_emitted_at_the_start_of_its_spike_and_utterances_end_on_end_of_speech():
+    events = decode(frames("--44-4-------17---", speech="-SSSSSS-----SSSS--"), END)
     assert [(e.kind, e.digit, e.frame, e.utterance) for e in events] == [
-        ("digit", "4", 2, 0), ("digit", "4", 5, 0), ("end", "", 10, 0),
+        ("digit", "4", 2, 0), ("digit", "4", 5, 0), ("end", "", 12, 0),
         ("digit", "1", 13, 1), ("digit", "7", 14, 1), ("end", "", 18, 1)]
     first, second = events[2].transcript, events[5].transcript
-    assert first.text == "44" and (first.start, first.end) == pytest.approx((0.02, 0.06))
+    assert first.text == "44" and (first.start, first.end) == pytest.approx((0.01, 0.07))  # the speech segment
     assert [x for d in first.digits for x in (d.start, d.end)] == pytest.approx([0.02, 0.04, 0.05, 0.06])
-    assert second.text == "17" and second.end == pytest.approx(0.15) and events[3].score == pytest.approx(0.97)
-    unsure = frames("-3---")
-    unsure[2:, 0] = np.log(0.8)  # blank is best but not above 0.9: the utterance stays open until flush
-    assert [e.kind for e in decode(unsure, cfg)] == ["digit", "end"]
+    assert second.text == "17" and (second.start, second.end) == pytest.approx((0.12, 0.16))
+    assert events[3].score == pytest.approx(0.97)
+    # speech without digits is no utterance; digits without speech end with the stream, at their last spike
+    assert decode(frames("-" * 20, speech="--SSSSS-------------"), END) == []
+    quiet = decode(frames("-3---", speech="-----"), END)
+    assert [e.kind for e in quiet] == ["digit", "end"] and quiet[1].transcript.end == pytest.approx(0.02)
 
 
 @settings(max_examples=100, deadline=None)
@@ -238,15 +257,18 @@ def test_a_digit_is_emitted_at_the_start_of_its_spike_and_utterances_end_after_b
 def test_the_decoder_gives_the_same_events_for_any_chunking(seed, cuts):
     rng = np.random.default_rng(seed)
     best = "".join(rng.choice(list("-" * 12 + "0123456789"), size=300))
-    values = frames(best, p=0.95) + rng.normal(0, 0.05, (300, 11))
-    whole = decode(values, DecoderConfig(end_silence_s=0.03))
-    decoder = DigitDecoder(DecoderConfig(end_silence_s=0.03))
+    speech = "".join(rng.choice(list("SSSS-----"), size=300))
+    values = frames(best, p=0.95, speech=speech) + np.column_stack([rng.normal(0, 0.05, (300, 11)), np.zeros(300)])
+    whole = decode(values, END)
+    decoder = DigitDecoder(END)
     edges = sorted({0, 300, *cuts})
     chunked = [e for a, b in zip(edges[:-1], edges[1:], strict=True) for e in decoder.push(values[a:b])]
     assert chunked + decoder.flush() == whole
     reference = [t for t in range(300) if best[t] != "-" and (t == 0 or best[t - 1] != best[t])]  # CTC collapse
     assert [e.frame for e in whole if e.kind == "digit"] == reference
     assert "".join(e.transcript.text for e in whole if e.kind == "end") == "".join(best[t] for t in reference)
+    ends = [e.frame for e in whole if e.kind == "end"]
+    assert ends == sorted(ends) and all(e.transcript.start <= e.transcript.end for e in whole if e.kind == "end")
     decoder.push(values[:1])  # flush started a new stream
     assert decoder.frame == 1 and decoder.utterance == 0
 

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import make_model, needs_ort, noisy_tone
 from streamseq import FrameOutputs, Session
+from streamseq.models.config import CELLS
 from streamseq.streaming.engine import Engine
 
 
@@ -45,9 +46,10 @@ def simulate(engine: Engine, seed: int, ticks: int = 100):
     return fed, got, rate_of
 
 
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("backend,delay", [("eager", 0), ("eager", 3), pytest.param("onnx", 2, marks=needs_ort)])
-def test_each_stream_equals_a_separate_session_under_random_joins_leaves_and_chunks(backend, delay):
-    model = make_model("uni", delay=delay, hidden=32)
+def test_each_stream_equals_a_separate_session_under_random_joins_leaves_and_chunks(backend, delay, cell):
+    model = make_model("uni", delay=delay, hidden=32, cell=cell)
     engine = Engine(model, backend)
     fed, got, rate_of = simulate(engine, seed=delay)
     assert len(engine) == 0 and len(got) > 12
@@ -60,9 +62,10 @@ def test_each_stream_equals_a_separate_session_under_random_joins_leaves_and_chu
             assert np.abs(streamed.values - expected.values).max() < 1e-5
 
 
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("backend", ["eager", "torchscript", pytest.param("onnx", marks=needs_ort)])
-def test_a_lone_stream_in_10ms_chunks_equals_a_session_with_every_backend(backend):
-    model, signal = make_model("uni", delay=1, hidden=32), noisy_tone(0.4, seed=4)
+def test_a_lone_stream_in_10ms_chunks_equals_a_session_with_every_backend(backend, cell):
+    model, signal = make_model("uni", delay=1, hidden=32, cell=cell), noisy_tone(0.4, seed=4)
     engine = Engine(model, backend)
     sid, outs = engine.open(), []
     for part in np.split(signal, 40):  # one frame per tick: the small-FFT path

@@ -1,4 +1,4 @@
-"""Exported steps (TorchScript, ONNX) compute what the eager model computes, for any B and n."""
+"""Exported steps (TorchScript, ONNX) compute what the eager model computes, for any B and n and every cell."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from conftest import make_model, needs_ort
 from streamseq.cli.main import main
 from streamseq.models import save_checkpoint
+from streamseq.models.config import CELLS
 from streamseq.models.export import (
     OnnxStep,
     StepModule,
@@ -26,10 +27,10 @@ FORMATS = ("torchscript", "onnx") if onnx_available() else ("torchscript",)
 SHAPES = [(1, 1), (1, 17), (6, 4)]  # (B, n): none is the (2, 3) the step was traced with
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    model = make_model("uni", delay=2, hidden=24)
-    out = tmp_path_factory.mktemp("export")
+@pytest.fixture(scope="module", params=CELLS)
+def exported(request, tmp_path_factory):
+    model = make_model("uni", delay=2, hidden=24, cell=request.param)
+    out = tmp_path_factory.mktemp(f"export-{request.param}")
     return model, export(model, out, FORMATS)
 
 
@@ -58,7 +59,9 @@ def test_export_json_records_what_a_deployment_needs(exported):
     model, paths = exported
     meta = json.loads(paths["meta"].read_text())
     assert meta["files"] == {f: {"torchscript": "step.ts", "onnx": "step.onnx"}[f] for f in FORMATS}
-    assert meta["output_delay_frames"] == 2 and meta["state_shape"] == [2, "B", 24]
+    assert meta["output_delay_frames"] == 2 and meta["model"]["cell"] == model.config.cell
+    assert meta["state_shape"] == [2, "B", 48 if model.config.cell == "lstm" else 24]
+    assert ("h then c" in meta["state"]) == (model.config.cell == "lstm")
     assert meta["features"]["hop_length"] == 160 and meta["inputs"] == ["frames", "h"]
     verified = [v for v in meta["max_abs_diff_vs_eager"].values() if v is not None]
     assert verified and max(verified) < 1e-5
@@ -92,9 +95,10 @@ def test_cli_names_a_missing_checkpoint(tmp_path, capsys):
     assert "nope.pt does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("backend", ["torchscript", pytest.param("onnx", marks=needs_ort)])
 @pytest.mark.parametrize("inputs", ["frames", "spectrum"])
-def test_in_memory_steps_of_every_backend_match_eager(backend, inputs):
-    model = make_model("uni", hidden=24)
+def test_in_memory_steps_of_every_backend_match_eager(backend, inputs, cell):
+    model = make_model("uni", hidden=24, cell=cell)
     step = step_function(model, backend, threads=1, inputs=inputs)
     assert max_abs_diff(model, step, batch=5, frames=9, inputs=inputs) < 1e-5

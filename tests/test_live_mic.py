@@ -82,8 +82,8 @@ def energy_vad(kind: str, output_delay: int = 0):
             p.zero_()
         model.set_normalization(floor, torch.ones_like(floor))
         for suffix in ("", "_reverse") if kind == "bi" else ("",):
-            getattr(model.gru, f"weight_ih_l0{suffix}")[2:] = 2.0 / 40  # candidate: mean normalised log-mel
-            getattr(model.gru, f"bias_ih_l0{suffix}")[1:] = torch.tensor([-20.0, 0.4])  # update gate shut
+            getattr(model.rnn, f"weight_ih_l0{suffix}")[2:] = 2.0 / 40  # candidate: mean normalised log-mel
+            getattr(model.rnn, f"bias_ih_l0{suffix}")[1:] = torch.tensor([-20.0, 0.4])  # update gate shut
         model.head.weight.fill_(4.0 if kind == "uni" else 2.0)  # bi: both directions carry the same value
     model.set_task("vad", ["speech"])
     return model.eval()

@@ -225,12 +225,12 @@ def damaged_checkpoints(folder: Path) -> dict[str, tuple[Path, list[str]]]:
     del payload["task"]
     torch.save(payload, folder / "no-task.pt")
     payload = torch.load(good, weights_only=True)
-    payload["state_dict"]["gru.weight_hh_l1"][3, 2] = float("nan")
+    payload["state_dict"]["rnn.weight_hh_l1"][3, 2] = float("nan")
     torch.save(payload, folder / "nan.pt")
     (folder / "run").mkdir()
     save_checkpoint(make_model("uni", seed=6), folder / "run" / "best.pt")
     return {"no task": (folder / "no-task.pt", ["no-task.pt", "'task'"]),
-            "nan weights": (folder / "nan.pt", ["nan.pt", "gru.weight_hh_l1", "NaN"]),
+            "nan weights": (folder / "nan.pt", ["nan.pt", "rnn.weight_hh_l1", "NaN"]),
             "a folder": (folder / "run", [str(folder / "run"), "is a folder", "best.pt"])}
 
 

@@ -269,7 +269,7 @@ def test_the_onnx_step_on_no_frames_or_no_streams_returns_empty_arrays_instead_o
     child = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=300, env=env)
     assert child.returncode == 0, child.stderr[-2000:]  # onnxruntime's abort was exit code 134
     cfg = streamseq.load_model("vad-uni").config
-    layers, hidden, outputs = cfg.num_layers, cfg.hidden_size, cfg.n_outputs
+    layers, hidden, outputs = cfg.num_layers, cfg.state_size, cfg.n_outputs
     expected = [[[1, 0, outputs], [layers, 1, hidden]], [[0, 3, outputs], [layers, 0, hidden]],
                 [[0, 0, outputs], [layers, 0, hidden]]] * 2
     assert json.loads(child.stdout.splitlines()[-1]) == expected

@@ -1,4 +1,4 @@
-"""Sessions over a unidirectional GRU equal one offline pass; the bi model only buffers."""
+"""Sessions over a unidirectional model (any cell) equal one offline pass; the bi model only buffers."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from conftest import chunk, make_model, noisy_tone
 from streamseq import BufferedProcessor, FrameOutputs, Session
 from streamseq.features import compute_features
+from streamseq.models.config import CELLS
 
-MODELS = {delay: make_model("uni", delay=delay) for delay in (0, 3)}
+MODELS = {(cell, delay): make_model("uni", delay=delay, hidden=8, cell=cell) for cell in CELLS for delay in (0, 3)}
 
 
 def offline(model, signal, rate=16000) -> np.ndarray:
@@ -29,6 +30,7 @@ def run_session(session: Session, parts, rate=16000) -> FrameOutputs:
     return FrameOutputs.concat(outs)
 
 
+@pytest.mark.parametrize("cell", CELLS)
 @settings(max_examples=30, deadline=None)
 @given(
     n=st.integers(1, 5000),
@@ -36,8 +38,8 @@ def run_session(session: Session, parts, rate=16000) -> FrameOutputs:
                    min_size=1, max_size=5),
     delay=st.sampled_from([0, 3]),
 )
-def test_session_equals_offline_forward_for_any_chunking(n, sizes, delay):
-    model = MODELS[delay]
+def test_session_equals_offline_forward_for_any_chunking(cell, n, sizes, delay):
+    model = MODELS[cell, delay]
     signal = noisy_tone(0.4, seed=2)[:n]
     streamed = run_session(Session(model), chunk(signal, sizes))
     expected = offline(model, signal)
@@ -47,14 +49,14 @@ def test_session_equals_offline_forward_for_any_chunking(n, sizes, delay):
 
 
 def test_session_equals_offline_at_44k_stereo():
-    model = MODELS[3]
+    model = MODELS["gru", 3]
     signal = noisy_tone(0.5, rate=44100, channels=2)
     streamed = run_session(Session(model), chunk(signal, [441, 1, 3000]), rate=44100)
     assert np.abs(streamed.values - offline(model, signal, 44100)).max() < 1e-5
 
 
 def test_output_delay_holds_back_exactly_k_frames_until_finish():
-    model = MODELS[3]
+    model = MODELS["gru", 3]
     session = Session(model)
     out = session.accept(noisy_tone(0.1), sample_rate=16000)  # 10 frames of input
     assert len(out) == 10 - 3
@@ -62,13 +64,14 @@ def test_output_delay_holds_back_exactly_k_frames_until_finish():
 
 
 def test_frame_times_are_frame_index_times_10ms():
-    out = run_session(Session(MODELS[0]), [noisy_tone(0.05)])
+    out = run_session(Session(MODELS["gru", 0]), [noisy_tone(0.05)])
     assert np.allclose(out.times, np.arange(5) * 0.01)
 
 
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("kind", ["uni", "bi"])
-def test_padded_batch_equals_one_by_one(kind):
-    model = make_model(kind, delay=2 if kind == "uni" else 0)
+def test_padded_batch_equals_one_by_one(kind, cell):
+    model = make_model(kind, delay=2 if kind == "uni" else 0, hidden=8, cell=cell)
     feats = [compute_features(noisy_tone(s, seed=i)) for i, s in enumerate((0.3, 0.12, 0.25))]
     lengths = torch.tensor([f.shape[0] for f in feats])
     batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True, padding_value=7.0)
@@ -79,8 +82,9 @@ def test_padded_batch_equals_one_by_one(kind):
             assert torch.allclose(batched[i, : lengths[i]], alone, atol=1e-5)
 
 
-def test_interleaved_sessions_on_one_model_do_not_disturb_each_other():
-    model = MODELS[3]
+@pytest.mark.parametrize("cell", CELLS)
+def test_interleaved_sessions_on_one_model_do_not_disturb_each_other(cell):
+    model = MODELS[cell, 3]
     a_sig, b_sig = noisy_tone(0.3, seed=5), noisy_tone(0.3, seed=6)
     a, b = Session(model), Session(model)
     a_out, b_out = [], []
@@ -94,7 +98,7 @@ def test_interleaved_sessions_on_one_model_do_not_disturb_each_other():
 
 
 def test_finish_starts_a_new_stream_and_reset_drops_the_current_one():
-    model, sig = MODELS[0], noisy_tone(0.2, seed=9)
+    model, sig = MODELS["gru", 0], noisy_tone(0.2, seed=9)
     session = Session(model)
     first = run_session(session, [sig])
     second = run_session(session, [sig])
@@ -105,7 +109,7 @@ def test_finish_starts_a_new_stream_and_reset_drops_the_current_one():
 
 
 def test_finish_without_audio_returns_no_frames():
-    assert len(Session(MODELS[3]).finish()) == 0
+    assert len(Session(MODELS["gru", 3]).finish()) == 0
 
 
 def test_streaming_session_over_bidirectional_model_fails_at_construction(bi_model):

@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 
 from streamseq import load_model
+from streamseq.cli.main import build_parser
 from streamseq.data.dataset import FeatureSet, collate
 from streamseq.tasks import get_task
 from streamseq.training.config import TrainConfig
@@ -109,3 +110,35 @@ def test_interrupted_run_resumes_from_the_last_epoch_to_the_same_model(splits, t
         assert torch.equal(a, b), name  # epoch 2 redone from the epoch-1 state: same weights
     with pytest.raises(ValueError, match="different settings"):
         Trainer(tiny(epochs=4), get_task("vad"), tmp_path / "cut", progress=False).fit(train, valid)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_a_run_with_another_cell_writes_a_checkpoint_of_that_cell(splits, tmp_path, cell):
+    train, valid = splits
+    Trainer(tiny(epochs=1, cell=cell), get_task("vad"), tmp_path, progress=False).fit(train, valid)
+    model = load_model(tmp_path / "best.pt")
+    assert model.config.cell == cell and model.metadata["train_config"]["cell"] == cell
+
+
+def test_train_cli_takes_a_cell_and_refuses_an_unknown_one(capsys):
+    assert build_parser().parse_args(["train", "--out", "run"]).cell is None  # TrainConfig's default: gru
+    assert build_parser().parse_args(["train", "--cell", "lstm", "--out", "run"]).cell == "lstm"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--cell", "transformer", "--out", "run"])
+    err = capsys.readouterr().err
+    assert "--cell: invalid choice: 'transformer'" in err and all(cell in err for cell in ("gru", "lstm", "rnn"))
+
+
+def test_a_run_interrupted_before_cells_existed_resumes(splits, tmp_path):
+    train, valid = splits
+    Trainer(tiny(epochs=1), get_task("vad"), tmp_path, progress=False).fit(train, valid)
+    state = torch.load(tmp_path / "last.train-state.pt", weights_only=False)
+    del state["train_config"]["cell"]  # a train state written before TrainConfig.cell
+    state["model"] = {k.replace("rnn.", "gru.", 1): v for k, v in state["model"].items()}
+    torch.save(state, tmp_path / "last.train-state.pt")
+    resumed = Trainer(tiny(epochs=1), get_task("vad"), tmp_path, progress=False)
+    resumed.fit(train, valid)
+    assert resumed.epoch == 1
+    for (name, a), b in zip(load_model(tmp_path / "last.pt").state_dict().items(),
+                            resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name

@@ -43,7 +43,7 @@ import numpy as np
 from streamseq.audio.convert import validate_sample_rate
 from streamseq.features.config import FeatureConfig
 from streamseq.models.checkpoint import load_model, pretrained_path, resolve_checkpoint
-from streamseq.models.gru import FrameModel
+from streamseq.models.recurrent import FrameModel
 from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session
 from streamseq.tasks import segmenting_task
 from streamseq.tasks.vad.metrics import frame_metrics, roc_auc, segment_boundary_errors

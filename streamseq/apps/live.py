@@ -40,7 +40,7 @@ import numpy as np
 
 from streamseq.audio.convert import to_mono_float32, validate_sample_rate
 from streamseq.audio.source import FileSource, MicrophoneSource
-from streamseq.models.gru import FrameModel
+from streamseq.models.recurrent import FrameModel
 from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session
 from streamseq.tasks import segmenting_task
 from streamseq.tasks.vad.postprocess import Segment, SegmentEvent, Segmenter, SegmenterConfig, segments_from_probs

@@ -39,7 +39,7 @@ from streamseq.apps.windowed import WindowedProcessor
 from streamseq.apps.writers import FRAME_EXTENSIONS, write_frames, write_text
 from streamseq.audio.io import AUDIO_EXTENSIONS, check_channel, iter_blocks, read_info
 from streamseq.models.checkpoint import load_model
-from streamseq.models.gru import FrameModel
+from streamseq.models.recurrent import FrameModel
 from streamseq.streaming import FrameOutputs, Session
 from streamseq.tasks import Writers, model_task
 

@@ -20,7 +20,7 @@ import torch
 
 from streamseq.apps.process_files import InputFile, OutputPlan, ProcessOptions, load_task_model, process_file
 from streamseq.audio.io import AudioFileError
-from streamseq.models.gru import FrameModel
+from streamseq.models.recurrent import FrameModel
 
 
 @dataclass

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from streamseq.features.frontend import StreamingFrontend
-from streamseq.models.gru import FrameModel
+from streamseq.models.recurrent import FrameModel
 from streamseq.streaming import FrameOutputs
 
 

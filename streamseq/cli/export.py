@@ -13,8 +13,9 @@ FORMAT_CHOICES = ("torchscript", "onnx")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export", help="export the streaming step (TorchScript, ONNX) of a unidirectional model",
-        description="Write (frames (B, n, F), h (L, B, H)) -> (values, h) with normalisation and activation "
-                    "inside, plus export.json (shapes, output delay, feature settings). Each file is loaded "
+        description="Write (frames (B, n, F), h (L, B, S)) -> (values, h) with normalisation and activation "
+                    "inside, plus export.json (shapes, what h holds: an LSTM's h and c side by side, output "
+                    "delay, feature settings). Each file is loaded "
                     "back and compared with the eager model.",
     )
     p.add_argument("model", help="shipped model name (vad-uni) or checkpoint file")

@@ -9,20 +9,22 @@ import os
 import shutil
 from dataclasses import fields
 from pathlib import Path
+from typing import Literal, get_args, get_origin, get_type_hints
 
 from streamseq.training.config import TrainConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a uni or bi model on the synthetic corpus",
+    p = sub.add_parser("train", help="train a uni or bi model (GRU, LSTM or RNN) on the synthetic corpus",
                        description="Train a model with the shared training core. Flags override --config. "
                                    "Runs data-parallel under torchrun, e.g. `torchrun --standalone "
                                    "--nproc-per-node 2 -m streamseq.cli.main train ... --threads 1`.")
     p.add_argument("--config", type=Path, help="JSON file of TrainConfig fields")
-    defaults = TrainConfig()
+    defaults, hints = TrainConfig(), get_type_hints(TrainConfig)
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
-        p.add_argument(flag, type=type(getattr(defaults, f.name)), default=None,
+        choices = get_args(hints[f.name]) if get_origin(hints[f.name]) is Literal else None  # --kind, --cell
+        p.add_argument(flag, type=type(getattr(defaults, f.name)), default=None, choices=choices,
                        help=f"(default: {getattr(defaults, f.name)})")
     p.add_argument("--out", type=Path, required=True, help="run directory (best.pt, last.pt, resume state)")
     p.add_argument("--cache", type=Path, default=None,

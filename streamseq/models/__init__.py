@@ -2,9 +2,9 @@
 
 from streamseq.models.checkpoint import CheckpointError, load_model, save_checkpoint
 from streamseq.models.config import ModelConfig
-from streamseq.models.gru import BidirectionalGRU, FrameModel, StreamingGRU, build_model
+from streamseq.models.recurrent import BidirectionalRNN, FrameModel, StreamingRNN, build_model
 
 __all__ = [
-    "BidirectionalGRU", "CheckpointError", "FrameModel", "ModelConfig", "StreamingGRU",
+    "BidirectionalRNN", "CheckpointError", "FrameModel", "ModelConfig", "StreamingRNN",
     "build_model", "load_model", "save_checkpoint",
 ]

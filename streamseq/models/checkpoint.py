@@ -7,7 +7,9 @@ inference settings, e.g. VAD's segmenter thresholds), ``state_dict`` (weights an
 normalisation statistics) and free-form ``metadata`` (training command, metrics).
 
 ``task_config`` came later within format version 1: a checkpoint without it loads with an empty
-one, which the task reads as its defaults (the settings every such model was used with).
+one, which the task reads as its defaults (the settings every such model was used with). So did
+``model["cell"]`` (GRU, LSTM or RNN): a checkpoint without it is a GRU (its layer's weights are
+named ``gru.*``, read as ``rnn.*``) and loads as the very same model it always was.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 
 from streamseq.features.config import FeatureConfig
 from streamseq.models.config import ModelConfig
-from streamseq.models.gru import FrameModel, build_model
+from streamseq.models.recurrent import FrameModel, build_model
 from streamseq.version import __version__
 
 FORMAT = "streamseq-checkpoint"

@@ -6,7 +6,9 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 ModelKind = Literal["uni", "bi"]
-Activation = Literal["sigmoid", "log_softmax", "identity"]
+Cell = Literal["gru", "lstm", "rnn"]
+CELLS: tuple[Cell, ...] = ("gru", "lstm", "rnn")
+Activation = Literal["sigmoid", "log_softmax", "log_softmax_sigmoid", "identity"]
 
 
 @dataclass(frozen=True)
@@ -15,15 +17,20 @@ class ModelConfig:
 
     Attributes:
         kind: ``"uni"`` (causal, streamable) or ``"bi"`` (needs the whole utterance).
+        cell: the recurrent layer: ``"gru"``, ``"lstm"`` or ``"rnn"`` (``nn.RNN``, tanh).
+            Checkpoints written before this field existed are GRUs.
         n_inputs: feature dimension F (log-mel bins).
-        hidden_size, num_layers: GRU size (per direction).
+        hidden_size, num_layers: recurrent layer size H (per direction) and depth L.
         n_outputs: C, outputs per frame (1 for VAD).
         output_delay: k frames of lookahead (uni only): the output for frame t is computed after
             seeing frames up to t + k, so it is emitted k * 10 ms late.
-        activation: maps logits to the values a session returns (task-dependent).
+        activation: maps logits to the values a session returns (task-dependent):
+            ``"log_softmax_sigmoid"`` is log_softmax over every output but the last and a sigmoid on
+            the last (CTC token log-probabilities plus one detection probability).
     """
 
     kind: ModelKind = "uni"
+    cell: Cell = "gru"
     n_inputs: int = 40
     hidden_size: int = 64
     num_layers: int = 2
@@ -34,6 +41,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.kind not in ("uni", "bi"):
             raise ValueError(f"kind must be 'uni' or 'bi'; received {self.kind!r}")
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}; received {self.cell!r}")
         if self.output_delay < 0:
             raise ValueError(f"output_delay must be >= 0 frames; received {self.output_delay}")
         if self.kind == "bi" and self.output_delay:
@@ -41,8 +50,16 @@ class ModelConfig:
         for name in ("n_inputs", "hidden_size", "num_layers", "n_outputs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; received {getattr(self, name)}")
-        if self.activation not in ("sigmoid", "log_softmax", "identity"):
+        if self.activation not in ("sigmoid", "log_softmax", "log_softmax_sigmoid", "identity"):
             raise ValueError(f"unknown activation {self.activation!r}")
+        if self.activation == "log_softmax_sigmoid" and self.n_outputs < 3:
+            raise ValueError(f"log_softmax_sigmoid needs >= 3 outputs (2+ tokens and a detection score); "
+                             f"received {self.n_outputs}")
+
+    @property
+    def state_size(self) -> int:
+        """S, the width of a stream's state ``(L, B, S)``: H, or 2H for an LSTM (``h`` then ``c``)."""
+        return 2 * self.hidden_size if self.cell == "lstm" else self.hidden_size
 
     def to_dict(self) -> dict:
         return asdict(self)

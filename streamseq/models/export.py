@@ -1,13 +1,16 @@
 """The streaming step as a deployable unit: TorchScript and ONNX export, and step runners.
 
-Dimension legend: B streams, n new frames, F log-mel bins, L layers, H hidden size, C outputs.
+Dimension legend: B streams, n new frames, F log-mel bins, L layers, H hidden size, S state
+width (:attr:`ModelConfig.state_size`: H, or 2H for an LSTM), C outputs.
 
 The exported step is everything a session runs on new frames of B independent streams::
 
-    (frames (B, n, F) raw log-mel, h (L, B, H)) -> (values (B, n, C), h (L, B, H))
+    (frames (B, n, F) raw log-mel, h (L, B, S)) -> (values (B, n, C), h (L, B, S))
 
-with normalisation, GRU, head and output activation inside. A stream starts at ``h = 0``
-(:func:`initial_state`). As with ``StreamingGRU.step``, an output delay of k frames is *not*
+with normalisation, recurrent layer (GRU, LSTM or RNN), head and output activation inside. The
+state ``h`` is one array per step whatever the cell: an LSTM's hidden and cell states travel
+packed on its last axis, ``h`` then ``c`` (:meth:`StreamingRNN.step` packs them). A stream starts
+at ``h = 0`` (:func:`initial_state`). As with ``StreamingRNN.step``, an output delay of k frames is *not*
 inside: the first k values of a stream are warm-up, and k :meth:`FrameModel.padding_frames`
 flush the end (``export.json`` beside the files records k, the padding frame and the feature
 settings). onnxruntime aborts the whole process (no exception) on an empty input, ``n = 0``
@@ -37,11 +40,11 @@ import torch
 from torch import nn
 
 from streamseq.features.logmel import log_mel_spectrum, power_filterbank
-from streamseq.models.gru import FrameModel, StreamingGRU
+from streamseq.models.recurrent import FrameModel, StreamingRNN
 from streamseq.version import __version__
 
 StepFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-"""``(frames (B, n, F) or spectrum (B, n, n_fft + 2), h (L, B, H)) -> (values (B, n, C), h (L, B, H))``, float32."""
+"""``(frames (B, n, F) or spectrum (B, n, n_fft + 2), h (L, B, S)) -> (values (B, n, C), h (L, B, S))``, float32."""
 
 BACKENDS = ("eager", "torchscript", "onnx")
 FORMATS = {"torchscript": "step.ts", "onnx": "step.onnx"}
@@ -49,14 +52,19 @@ INPUTS = ("frames", "spectrum")  # what a step takes besides h
 OUTPUT_NAMES = ["values", "h_out"]
 ONNX_OPSET = 17
 _INSTALL_HINT = "pip install 'streamseq[export]' (onnx, onnxruntime)"
+_STATE_LAYOUT = {  # export.json "state": what h holds, by cell; zeros start a stream
+    "gru": "GRU hidden state h: (L, B, {H})",
+    "rnn": "RNN hidden state h: (L, B, {H})",
+    "lstm": "LSTM hidden and cell state packed on the last axis, h then c: h[..., :{H}] is h, h[..., {H}:] is c",
+}
 
 
 class StepModule(nn.Module):
-    """``(frames (B, n, F), h (L, B, H)) -> (values (B, n, C), h (L, B, H))`` of a streaming model."""
+    """``(frames (B, n, F), h (L, B, S)) -> (values (B, n, C), h (L, B, S))`` of a streaming model."""
 
     def __init__(self, model: FrameModel) -> None:
         super().__init__()
-        if not isinstance(model, StreamingGRU):
+        if not isinstance(model, StreamingRNN):
             raise ValueError(
                 f"only a unidirectional model has a streaming step to export; this one is kind={model.config.kind!r}"
             )
@@ -93,8 +101,8 @@ def _module(model: FrameModel, inputs: str) -> nn.Module:
 
 
 def initial_state(model: FrameModel, batch: int = 1) -> np.ndarray:
-    """The hidden state of ``batch`` new streams, ``(L, batch, H)`` zeros."""
-    return np.zeros((model.config.num_layers, batch, model.config.hidden_size), np.float32)
+    """The state of ``batch`` new streams, ``(L, batch, S)`` zeros (S: ``model.config.state_size``)."""
+    return np.zeros((model.config.num_layers, batch, model.config.state_size), np.float32)
 
 
 def example_inputs(
@@ -103,7 +111,7 @@ def example_inputs(
     """Realistic inputs and a non-zero state: frames spread like the training features, or the
     spectra of noise windows."""
     g = torch.Generator().manual_seed(seed)
-    h = 0.5 * torch.randn(model.config.num_layers, batch, model.config.hidden_size, generator=g).tanh()
+    h = 0.5 * torch.randn(model.config.num_layers, batch, model.config.state_size, generator=g).tanh()
     if inputs == "spectrum":
         cfg = model.feature_config
         noise = 0.1 * torch.randn(batch, frames, cfg.win_length, generator=g) * torch.hann_window(cfg.win_length)
@@ -115,11 +123,11 @@ def example_inputs(
 @contextmanager
 def _quiet_export() -> Iterator[None]:
     """Both exporters used here are deprecated in torch >= 2.9, yet they are the ones that give
-    a native ONNX GRU node and a loadable TorchScript archive; hide only those notices."""
+    a native ONNX GRU / LSTM / RNN node and a loadable TorchScript archive; hide only those notices."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\..*")
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*(legacy|TorchScript|jit).*")
-        # nn.GRU's own shape checks become constants of the trace; the data path holds no shape
+        # nn.GRU's (LSTM's, RNN's) own shape checks become constants of the trace; the data path holds no shape
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         # h is an input of the graph, which is exactly what this warning asks for
         warnings.filterwarnings("ignore", message=r"Exporting a model to ONNX with a batch_size other than 1")
@@ -140,7 +148,7 @@ def load_torchscript(path: str | os.PathLike) -> torch.jit.ScriptModule:
 
 
 def to_onnx(model: FrameModel, f: str | os.PathLike | io.BytesIO, inputs: str = "frames") -> None:
-    """Write the step as ONNX (opset 17, native GRU nodes) with dynamic B and n axes.
+    """Write the step as ONNX (opset 17, native GRU / LSTM / RNN nodes) with dynamic B and n axes.
 
     The graph's inputs are named ``inputs`` (``"frames"`` or ``"spectrum"``) and ``"h"``.
     """
@@ -260,9 +268,10 @@ def export(
 
     Every written file is loaded back (TorchScript with ``torch.jit.load``, ONNX with
     onnxruntime when installed) and run on different B and n than it was traced with.
-    ``export.json`` records what a deployment needs: the signature, the state shape, the
-    output delay k and how to flush it (k padding frames, each ``padding_frame``), and that
-    the ONNX graph must never run on ``n = 0`` or ``B = 0`` (onnxruntime aborts the process).
+    ``export.json`` records what a deployment needs: the signature, the state shape and what
+    it holds (``state``: an LSTM's h and c packed on the last axis), the output delay k and how
+    to flush it (k padding frames, each ``padding_frame``), and that the ONNX graph must never
+    run on ``n = 0`` or ``B = 0`` (onnxruntime aborts the process).
 
     Returns:
         ``{format: path}``, plus ``"meta"`` for ``export.json``.
@@ -295,10 +304,11 @@ def export(
         "format": "streamseq-step",
         "streamseq_version": __version__,
         "files": {k: p.name for k, p in paths.items()},
-        "signature": "(frames (B, n, F) raw log-mel float32, h (L, B, H) float32) "
-                     "-> (values (B, n, C), h_out (L, B, H))",
+        "signature": "(frames (B, n, F) raw log-mel float32, h (L, B, S) float32) "
+                     "-> (values (B, n, C), h_out (L, B, S))",
         "inputs": ["frames", "h"], "outputs": OUTPUT_NAMES,
-        "state_shape": [model.config.num_layers, "B", model.config.hidden_size],
+        "state_shape": [model.config.num_layers, "B", model.config.state_size],
+        "state": _STATE_LAYOUT[model.config.cell].format(H=model.config.hidden_size),
         "output_delay_frames": model.config.output_delay,
         "flush_padding_frames": model.config.output_delay,  # feed these at end of stream: last k outputs
         "padding_frame": model.padding_frames(1)[0].tolist(),  # (F,) raw frame that normalises to zero

@@ -1,15 +1,16 @@
 """Many streams over one model, stepped together: the multi-stream :class:`Engine`.
 
-Dimension legend: B streams in a tick, n new frames, F log-mel bins, L layers, H hidden size,
-C outputs per frame.
+Dimension legend: B streams in a tick, n new frames, F log-mel bins, L layers, S state width
+(:attr:`~streamseq.models.config.ModelConfig.state_size`: the hidden size, or twice it for an
+LSTM, whose h and c travel packed in one array), C outputs per frame.
 
 Streams join (:meth:`Engine.open`) and leave (:meth:`Engine.close`) at any moment and feed
 chunks of any length and rate (:meth:`Engine.accept`). Each tick (:meth:`Engine.step`):
 
 1. the analysis windows that all streams completed since the last tick go through ONE FFT
    (numpy's for a handful of frames, torch's for more);
-2. the spectra go to the backend's spectrum step (power, mel, log, normalisation, GRU, head
-   and activation in one call; :class:`~streamseq.models.export.SpectrumStepModule`). The
+2. the spectra go to the backend's spectrum step (power, mel, log, normalisation, recurrent
+   layer, head and activation in one call; :class:`~streamseq.models.export.SpectrumStepModule`). The
    streams are sorted by their number of new frames ``n_i`` and stepped as a staircase:
    every stream over its first ``min(n_i)`` frames in one batched call, then those with more
    frames over the next ones, and so on: one call per distinct ``n_i`` (a single call when all
@@ -37,7 +38,7 @@ import torch
 
 from streamseq.features.frontend import StreamingFrontend
 from streamseq.models.export import BACKENDS, StepFn, initial_state, onnx_available, step_function
-from streamseq.models.gru import FrameModel
+from streamseq.models.recurrent import FrameModel
 from streamseq.streaming.outputs import FrameOutputs
 
 NUMPY_FFT_MAX_ROWS = 4  # up to this many frames per tick numpy's FFT is as fast as torch's, with less overhead
@@ -50,7 +51,7 @@ class EngineStream:
 
     id: int
     frontend: StreamingFrontend  # leftover samples, resampler and input rate of this stream
-    hidden: np.ndarray  # (L, H) GRU state, zeros at the start
+    hidden: np.ndarray  # (L, S) recurrent state (any cell; see StreamingRNN.step), zeros at the start
     pending: list[np.ndarray] = field(default_factory=list)  # analysis windows (m, win_length) not yet stepped
     pending_frames: int = 0  # rows in pending: frames waiting for the next Engine.step
     frames_in: int = 0  # feature frames fed to the model
@@ -125,7 +126,7 @@ class Engine:
 
     def open(self) -> int:
         """Start a new stream (any sample rate, fixed by its first accepted chunk); return its id."""
-        hidden = initial_state(self.model)[:, 0]  # (L, H)
+        hidden = initial_state(self.model)[:, 0]  # (L, S)
         frontend = StreamingFrontend(self.model.feature_config)
         with self._lock:
             stream_id = next(self._ids)
@@ -234,11 +235,11 @@ class Engine:
         batch, longest = len(streams), counts[0]
         if counts[-1] == longest:  # one step for all: rows are already (B, n) in stream order
             h = streams[0].hidden[:, None] if batch == 1 else np.stack([s.hidden for s in streams], axis=1)
-            values, h = step(feats.reshape(batch, longest, -1), h)  # h: (L, B, H), a new array
+            values, h = step(feats.reshape(batch, longest, -1), h)  # h: (L, B, S), a new array
         else:
             sizes = np.array(counts)
             starts = np.cumsum(sizes) - sizes  # first row of each stream in feats
-            h = np.stack([s.hidden for s in streams], axis=1)  # (L, B, H)
+            h = np.stack([s.hidden for s in streams], axis=1)  # (L, B, S)
             values = np.empty((batch, longest, self.model.config.n_outputs), np.float32)
             done = 0
             for upto in np.unique(sizes).tolist():  # staircase: streams with >= upto frames step done..upto

@@ -1,7 +1,7 @@
 """Per-stream processing: a causal :class:`Session` and a :class:`BufferedProcessor`.
 
 One loaded model serves any number of streams: all per-stream state (frontend leftovers,
-GRU hidden state, frame counters) lives in the session, never in the model. A ``Session`` is
+recurrent state, frame counters) lives in the session, never in the model. A ``Session`` is
 one stream of an :class:`~streamseq.streaming.engine.Engine`, so a single session and a
 thousand batched streams run the very same code.
 
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from streamseq.features.frontend import StreamingFrontend
-from streamseq.models.gru import FrameModel
+from streamseq.models.recurrent import FrameModel
 from streamseq.streaming.engine import Engine, EngineStream
 from streamseq.streaming.outputs import FrameOutputs
 
@@ -36,7 +36,7 @@ class Session:
 
     Args:
         model: a unidirectional model (a bidirectional one fails here, at construction).
-        backend: how the GRU step runs: ``"auto"`` (default: ``"onnx"`` when onnx and
+        backend: how the model's step runs: ``"auto"`` (default: ``"onnx"`` when onnx and
             onnxruntime are installed, about 3x faster for small chunks; else ``"eager"``),
             ``"eager"`` (torch), ``"onnx"`` or ``"torchscript"``. The onnx step is exported
             once per model and shared by all its sessions.
@@ -53,7 +53,7 @@ class Session:
 
     @property
     def state(self) -> EngineStream:
-        """This stream's state: frontend leftovers, hidden ``(L, H)``, frame counters."""
+        """This stream's state: frontend leftovers, hidden ``(L, S)`` (see ``EngineStream``), frame counters."""
         with self._lock:
             return self._engine.streams[self._id]
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from streamseq.tasks.base import Decoder, SegmentingTask, Task, Writers
 
 if TYPE_CHECKING:
-    from streamseq.models.gru import FrameModel
+    from streamseq.models.recurrent import FrameModel
 
 TASKS: dict[str, str] = {
     "vad": "streamseq.tasks.vad.task:VADTask",

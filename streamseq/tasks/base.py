@@ -21,7 +21,7 @@ import torch
 from streamseq.models.config import Activation
 
 if TYPE_CHECKING:  # type names only: tasks sit below training and beside the apps
-    from streamseq.models.gru import FrameModel
+    from streamseq.models.recurrent import FrameModel
     from streamseq.tasks.vad.postprocess import SegmenterConfig
     from streamseq.training.config import TrainConfig
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from streamseq.models.config import ModelKind
+from streamseq.models.config import CELLS, Cell, ModelKind
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,7 @@ class TrainConfig:
 
     task: str = "vad"
     kind: ModelKind = "uni"
+    cell: Cell = "gru"  # recurrent layer: gru, lstm or rnn (tanh)
     hidden_size: int = 64
     num_layers: int = 2
     output_delay: int = 0  # frames of lookahead (uni only)
@@ -38,6 +39,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.kind not in ("uni", "bi"):
             raise ValueError(f"kind must be 'uni' or 'bi'; received {self.kind!r}")
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}; received {self.cell!r}")
         if self.kind == "bi" and self.output_delay:
             raise ValueError("output_delay is for uni models only")
         if self.clip_norm < 0 or self.lr <= 0 or self.batch_size < 1 or self.epochs < 1:

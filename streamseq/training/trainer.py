@@ -44,8 +44,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         torch.set_num_threads(cfg.threads)
         model_cfg = ModelConfig(
-            kind=cfg.kind, n_inputs=cfg.n_mels, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-            n_outputs=len(task.labels), output_delay=cfg.output_delay, activation=task.activation,
+            kind=cfg.kind, cell=cfg.cell, n_inputs=cfg.n_mels, hidden_size=cfg.hidden_size,
+            num_layers=cfg.num_layers, n_outputs=len(task.labels), output_delay=cfg.output_delay,
+            activation=task.activation,
         )
         self.model: FrameModel = build_model(model_cfg, FeatureConfig(n_mels=cfg.n_mels))
         self.model.set_task(task.name, task.labels, task.default_task_config())
@@ -122,7 +123,8 @@ class Trainer:
         if not path.is_file():
             return False
         state = torch.load(path, weights_only=False)
-        if state["train_config"] != self.cfg.to_dict():
+        saved = {**TrainConfig().to_dict(), **state["train_config"]}  # settings added since: their defaults
+        if saved != self.cfg.to_dict():
             raise ValueError(f"{path} was written with different settings; use a new --out or --no-resume")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -1,18 +1,21 @@
-"""Streaming greedy CTC decoding of spoken digits: per-frame log-probabilities in, digits and
-finished utterances out, the same events for any chunking of the frames.
+"""Streaming greedy CTC decoding of spoken digits: per-frame outputs in, digits and finished
+utterances out, the same events for any chunking of the frames.
 
-Dimension legend: n frames of one chunk, C outputs per frame (``blank``, ``0`` ... ``9``).
+Dimension legend: n frames of one chunk, C outputs per frame: ``blank``, ``0`` ... ``9`` (CTC
+log-probabilities) and ``speech`` (the model's own speech probability).
 
-Rule, frame by frame (``best`` = the frame's most probable output):
+Rules, frame by frame:
 
-* a digit is emitted at the first frame of its CTC spike: ``best`` is a digit and differs from the
-  previous frame's ``best`` (a blank or another digit came between; the same digit on
-  consecutive frames is one digit, as CTC collapses it). Its time is the frame's start,
-  ``frame * frame_shift_s``; its score is the digit's probability on that frame.
-* an utterance opens with its first digit and ends once ``end_silence_s`` of consecutive frames
-  are blank-dominated (blank probability > ``blank_threshold``); it ends where that run began.
-  The issue asks for the VAD segmenter's end-of-speech here; this blank-run rule stands in for it.
-* :meth:`DigitDecoder.flush` ends an open utterance at the last frame and starts a new stream.
+* a digit is emitted at the first frame of its CTC spike: the frame's most probable token
+  (``best``) is a digit and differs from the previous frame's ``best`` (a blank or another digit
+  came between; the same digit on consecutive frames is one digit, as CTC collapses it). Its time
+  is the frame's start, ``frame * frame_shift_s``; its score is the digit's probability there.
+* utterances are the speech segments of the VAD :class:`~streamseq.tasks.vad.postprocess.Segmenter`
+  over the ``speech`` column: an utterance ends on the segmenter's end-of-speech decision (its
+  ``min_silence_s`` of silence after the last speech frame), at the segment's end. Digits emitted
+  before that decision belong to the utterance it closes; a segment without digits is no utterance.
+* :meth:`DigitDecoder.flush` ends the stream: the segmenter's open segment closes, and digits not
+  yet closed by a segment end become the last utterance, ending with their last spike.
 
 A digit's ``end`` in a finished utterance is the end of its spike (the frames it stayed ``best``):
 where the network fired, not how long the word lasted.
@@ -25,28 +28,12 @@ from typing import Literal
 
 import numpy as np
 
-DIGIT_LABELS = ["blank", *"0123456789"]  # the digits task's outputs, blank first
+from streamseq.tasks.vad.postprocess import SegmentEvent, Segmenter, SegmenterConfig
 
-
-@dataclass(frozen=True)
-class DecoderConfig:
-    """Utterance end: ``end_silence_s`` of frames with blank probability > ``blank_threshold``."""
-
-    blank_threshold: float = 0.9
-    end_silence_s: float = 0.5
-    frame_shift_s: float = 0.01
-
-    def __post_init__(self) -> None:
-        if not 0.5 <= self.blank_threshold < 1.0:
-            raise ValueError(f"blank_threshold must be in [0.5, 1) (a frame whose best output is a digit is never "
-                             f"blank-dominated); received {self.blank_threshold}")
-        if self.end_silence_s <= 0 or self.frame_shift_s <= 0:
-            raise ValueError(f"end_silence_s and frame_shift_s must be > 0 s; received {self.end_silence_s}, "
-                             f"{self.frame_shift_s}")
-
-    @property
-    def end_frames(self) -> int:
-        return max(1, round(self.end_silence_s / self.frame_shift_s))
+DIGIT_LABELS = ["blank", *"0123456789", "speech"]  # the digits task's outputs: CTC tokens, then speech
+#: Segmenter settings of digit models: a string's groups (pauses up to 1 s) stay one utterance
+#: when they are at most ``min_silence_s`` apart.
+END_OF_SPEECH = SegmenterConfig(min_silence_s=0.6, min_speech_s=0.1)
 
 
 @dataclass(frozen=True)
@@ -61,7 +48,7 @@ class Digit:
 
 @dataclass(frozen=True)
 class Utterance:
-    """A finished digit string: ``start`` (its first digit) and ``end`` (where the closing blank run began), s."""
+    """A finished digit string, ``start`` to ``end`` (s): its speech segment, widened to its digits' spikes."""
 
     digits: tuple[Digit, ...]
     start: float
@@ -75,7 +62,7 @@ class Utterance:
 @dataclass(frozen=True)
 class DigitEvent:
     """``"digit"``: a digit as its spike appears (``frame``: the spike's first frame). ``"end"``: utterance
-    ``utterance`` finished, decided on ``frame`` (the last frame of the closing blank run, or the
+    ``utterance`` finished, decided after ``frame`` frames (the segmenter's end-of-speech, or the
     stream's frame count at flush); ``transcript`` holds it. ``time`` is ``frame * frame_shift_s``."""
 
     kind: Literal["digit", "end"]
@@ -88,62 +75,79 @@ class DigitEvent:
 
 
 class DigitDecoder:
-    """Greedy CTC over log-probabilities ``(n, C)`` of ``labels`` (``blank`` and the digits), one stream."""
+    """Greedy CTC plus end-of-speech over outputs ``(n, C)`` of ``labels`` (blank, digits, speech), one stream."""
 
-    def __init__(self, config: DecoderConfig = DecoderConfig(), labels: list[str] = DIGIT_LABELS) -> None:
-        if not labels or labels[0] != "blank" or set(labels[1:]) - set("0123456789"):
-            raise ValueError(f"expected outputs 'blank' then digits '0'...'9'; received {labels}")
-        self.config, self.labels = config, list(labels)
-        self.settings = {"digits": asdict(config)}
+    def __init__(self, config: SegmenterConfig = END_OF_SPEECH, labels: list[str] = DIGIT_LABELS) -> None:
+        if (len(labels) < 3 or labels[0] != "blank" or labels[-1] != "speech"
+                or set(labels[1:-1]) - set("0123456789")):
+            raise ValueError(f"expected outputs 'blank', digits '0'...'9', then 'speech'; received {labels}")
+        self.labels = list(labels)
+        self.segmenter = Segmenter(config)
+        self.settings = {"segmenter": asdict(config)}
         self.reset()
+
+    @property
+    def config(self) -> SegmenterConfig:
+        return self.segmenter.config
 
     def reset(self) -> None:
         """Forget the stream: frame 0, no open utterance."""
+        self.segmenter.reset()
         self.frame = 0
         self.utterance = 0
-        self.previous = 0  # best output of the previous frame
+        self.previous = 0  # best token of the previous frame
         self.digits: list[list] = []  # open utterance: [digit, first frame, spike frames, score]
-        self.blank_run = 0  # consecutive blank-dominated frames, counted while an utterance is open
 
     def push(self, values: np.ndarray) -> list[DigitEvent]:
-        """Consume the next frames' log-probabilities ``(n, C)``; the digits and utterance ends they decide."""
+        """Consume the next frames' outputs ``(n, C)``; the digits and utterance ends they decide."""
         values = np.asarray(values)
         if values.ndim != 2 or values.shape[1] != len(self.labels):
-            raise ValueError(f"expected log-probabilities of shape (n, {len(self.labels)}); received {values.shape}")
-        best = values.argmax(axis=1)
-        blank = np.exp(values[:, 0]) > self.config.blank_threshold
-        shift, events = self.config.frame_shift_s, list[DigitEvent]()
-        for b, dominated, row in zip(best.tolist(), blank.tolist(), values, strict=True):
+            raise ValueError(f"expected outputs of shape (n, {len(self.labels)}); received {values.shape}")
+        ends = [e for e in self.segmenter.push(values[:, -1]) if e.kind == "end"]
+        best = values[:, :-1].argmax(axis=1)
+        events = list[DigitEvent]()
+        for b, row in zip(best.tolist(), values, strict=True):
+            while ends and ends[0].frame <= self.frame:  # decided once frames [0, frame) were seen
+                events += self._segment_end(ends.pop(0))
             if b and b != self.previous:
                 digit, score = self.labels[b], float(np.exp(row[b]))
                 self.digits.append([digit, self.frame, 1, score])
-                events.append(DigitEvent("digit", self.frame, self.frame * shift, self.utterance, digit, score))
+                events.append(DigitEvent("digit", self.frame, self._time(self.frame), self.utterance, digit, score))
             elif b and self.digits:
                 self.digits[-1][2] += 1
-            if self.digits:
-                self.blank_run = self.blank_run + 1 if dominated else 0
-                if self.blank_run >= self.config.end_frames:
-                    events.append(self._end(self.frame, self.frame + 1 - self.blank_run))
             self.previous = b
             self.frame += 1
+        for end in ends:
+            events += self._segment_end(end)
         return events
 
     def flush(self) -> list[DigitEvent]:
-        """End of stream: the open utterance (if any) ends; the decoder starts a new stream."""
-        events = [self._end(self.frame, self.frame - self.blank_run)] if self.digits else []
+        """End of stream: the open segment and utterance (if any) end; the decoder starts a new stream."""
+        events = [e for end in self.segmenter.flush() if end.kind == "end" for e in self._segment_end(end)]
+        if self.digits:
+            last = self.digits[-1]
+            events.append(self._close(self.frame, self._time(self.digits[0][1]), self._time(last[1] + last[2])))
         self.reset()
         return events
 
-    def _end(self, frame: int, end_frame: int) -> DigitEvent:
-        shift = self.config.frame_shift_s
-        digits = tuple(Digit(d, f * shift, (f + n) * shift, s) for d, f, n, s in self.digits)
-        event = DigitEvent("end", frame, frame * shift, self.utterance,
-                           transcript=Utterance(digits, digits[0].start, end_frame * shift))
-        self.digits, self.blank_run, self.utterance = [], 0, self.utterance + 1
+    def _time(self, frame: int) -> float:
+        return frame * self.config.frame_shift_s
+
+    def _segment_end(self, event: SegmentEvent) -> list[DigitEvent]:
+        assert event.segment is not None
+        if not self.digits:  # speech without digits: no utterance
+            return []
+        return [self._close(event.frame, event.segment.start, event.segment.end)]
+
+    def _close(self, frame: int, start: float, end: float) -> DigitEvent:
+        digits = tuple(Digit(d, self._time(f), self._time(f + n), s) for d, f, n, s in self.digits)
+        event = DigitEvent("end", frame, self._time(frame), self.utterance,
+                           transcript=Utterance(digits, min(start, digits[0].start), max(end, digits[-1].end)))
+        self.digits, self.utterance = [], self.utterance + 1
         return event
 
 
-def decode(values: np.ndarray, config: DecoderConfig = DecoderConfig()) -> list[DigitEvent]:
-    """Every event of one whole stream of log-probabilities ``(T, C)`` (push all, then flush)."""
+def decode(values: np.ndarray, config: SegmenterConfig = END_OF_SPEECH) -> list[DigitEvent]:
+    """Every event of one whole stream of outputs ``(T, C)`` (push all, then flush)."""
     decoder = DigitDecoder(config)
     return decoder.push(values) + decoder.flush()

@@ -1,14 +1,14 @@
-"""Spoken-digit recognition as a task: CTC over ``blank`` and the digits 0-9 ("oh" is 0), the
-streaming greedy :class:`~streamseq.tasks.digits.decoder.DigitDecoder` as its decoder.
+"""Spoken-digit recognition as a task: CTC over ``blank`` and the digits 0-9 ("oh" is 0), plus a
+``speech`` output that finds where utterances end; the streaming greedy
+:class:`~streamseq.tasks.digits.decoder.DigitDecoder` as its decoder.
 
-Dimension legend: B batch, T frames, C outputs per frame (11), S the longest target in a batch,
-K digits of one clip.
+Dimension legend: B batch, T frames, C outputs per frame (12: blank, 0-9, speech), S the longest
+digit string in a batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,15 +17,17 @@ import torch
 
 from streamseq.data.labels import HOP_S
 from streamseq.models.config import Activation
-from streamseq.tasks.base import Writers
-from streamseq.tasks.digits.decoder import DIGIT_LABELS, DecoderConfig, DigitDecoder, decode
+from streamseq.tasks.base import Writers, valid_mask
+from streamseq.tasks.digits.decoder import DIGIT_LABELS, END_OF_SPEECH, DigitDecoder, decode
 from streamseq.tasks.digits.writers import DigitWriters
+from streamseq.tasks.vad.metrics import roc_auc
+from streamseq.tasks.vad.postprocess import SETTINGS, SegmenterConfig, configure
 
 if TYPE_CHECKING:
-    from streamseq.models.gru import FrameModel
+    from streamseq.models.recurrent import FrameModel
     from streamseq.training.config import TrainConfig
 
-_SETTINGS = tuple(f.name for f in fields(DecoderConfig) if f.name != "frame_shift_s")  # what task_config holds
+SPEECH_WEIGHT = 1.0  # of the speech column's cross-entropy beside the CTC loss
 
 
 def edit_distance(ref: str, hyp: str) -> int:
@@ -39,14 +41,15 @@ def edit_distance(ref: str, hyp: str) -> int:
 
 
 class DigitsTask:
-    """Digit strings with CTC. A clip's targets are rows ``(token, frame)`` ``(K, 2)``: token ``1 + digit``
-    and the frame nearest the middle of its word (from the corpus's per-digit times), used to crop."""
+    """Digit strings with CTC and end-of-speech. A clip's targets are ``(T, 2)`` per frame: ``speech`` (1 inside
+    a spoken digit, from the corpus's per-digit times) and ``token`` (``1 + digit`` on the frame nearest the
+    middle of each digit's word, else 0), so cropping is slicing and the digits keep their order."""
 
     name = "digits"
     labels = list(DIGIT_LABELS)
-    activation: Activation = "log_softmax"
+    activation: Activation = "log_softmax_sigmoid"
     primary_metric = "digit_accuracy"
-    report_metrics: tuple[str, ...] = ("digit_accuracy", "string_accuracy")
+    report_metrics: tuple[str, ...] = ("digit_accuracy", "string_accuracy", "speech_roc_auc")
     writers: Writers = DigitWriters()
 
     # -- data --------------------------------------------------------------------------
@@ -61,65 +64,81 @@ class DigitsTask:
                                    seed=cfg.data_seed, jobs=jobs, progress=progress)
 
     def load_targets(self, split_dir: Path, entry: dict, n_frames: int) -> torch.Tensor:
-        """``(K, 2)`` rows from ``meta["digits"]`` and ``meta["digit_times"]`` (``[start, end]`` s each)."""
+        """``(T, 2)`` from ``meta["digits"]`` and ``meta["digit_times"]`` (``[start, end]`` s each)."""
         digits, times = entry["meta"]["digits"], entry["meta"]["digit_times"]
         if len(digits) != len(times):
             raise ValueError(f"{entry['file']}: {len(digits)} digits but {len(times)} digit times")
-        rows = [[1 + int(d), min(n_frames - 1, round((a + b) / 2 / HOP_S))] for d, (a, b) in zip(digits, times,
-                                                                                              strict=True)]
-        return torch.tensor(rows, dtype=torch.long).reshape(-1, 2)
+        targets = torch.zeros(n_frames, 2, dtype=torch.long)
+        for d, (a, b) in zip(digits, times, strict=True):
+            targets[round(a / HOP_S) : max(round(b / HOP_S), round(a / HOP_S) + 1), 0] = 1
+            middle = min(n_frames - 1, round((a + b) / 2 / HOP_S))
+            if targets[middle, 1]:
+                raise ValueError(f"{entry['file']}: two digits centred on frame {middle}")
+            targets[middle, 1] = 1 + int(d)
+        return targets
 
     def crop_targets(self, targets: torch.Tensor, start: int, n: int) -> torch.Tensor:
-        """The digits whose middle frame lies in ``[start, start + n)``, frames made relative to ``start``."""
-        inside = (targets[:, 1] >= start) & (targets[:, 1] < start + n)
-        return targets[inside] - torch.tensor([0, start])
+        return targets[start : start + n]
 
     def collate_targets(self, targets: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``targets (B, S)`` tokens zero-padded (S >= 1) and ``target_lengths (B,)``."""
-        tokens = torch.zeros(len(targets), max([1, *(len(t) for t in targets)]), dtype=torch.long)
-        for b, t in enumerate(targets):
-            tokens[b, : len(t)] = t[:, 0]
-        return {"targets": tokens, "target_lengths": torch.tensor([len(t) for t in targets])}
+        """``speech (B, T)`` and ``targets (B, S)`` tokens, both zero-padded (S >= 1), ``target_lengths (B,)``."""
+        strings = [t[:, 1][t[:, 1] > 0] for t in targets]
+        tokens = torch.zeros(len(targets), max([1, *(len(s) for s in strings)]), dtype=torch.long)
+        for b, s in enumerate(strings):
+            tokens[b, : len(s)] = s
+        return {"targets": tokens, "target_lengths": torch.tensor([len(s) for s in strings]),
+                "speech": torch.nn.utils.rnn.pad_sequence([t[:, 0] for t in targets], batch_first=True)}
 
     # -- training ----------------------------------------------------------------------
     def loss(self, logits: torch.Tensor, lengths: torch.Tensor, batch: dict) -> torch.Tensor:
-        """CTC (blank 0) of logits ``(B, T, C)`` per valid frame: the clips' negative log-likelihoods summed
-        over the batch, over its valid frames (about log 11 = 2.4 untrained, like a per-frame
-        cross-entropy). Impossible alignments (more digits than frames allow) count zero."""
-        log_probs = logits.log_softmax(-1).transpose(0, 1)  # (T, B, C)
+        """CTC (blank 0) of the token logits ``(B, T, C - 1)`` per valid frame -- the clips' negative
+        log-likelihoods summed over the batch, over its valid frames (about log 11 = 2.4 untrained) --
+        plus :data:`SPEECH_WEIGHT` x the speech column's binary cross-entropy per valid frame.
+        Impossible alignments (more digits than frames allow) count zero."""
+        log_probs = logits[..., :-1].log_softmax(-1).transpose(0, 1)  # (T, B, C - 1)
         nll = torch.nn.functional.ctc_loss(log_probs, batch["targets"], lengths, batch["target_lengths"], blank=0,
                                            reduction="sum", zero_infinity=True)
-        return nll / lengths.sum().clamp_min(1)
+        mask = valid_mask(lengths, logits.shape[1])
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits[..., -1], batch["speech"].float(),
+                                                                   reduction="none")
+        frames = lengths.sum().clamp_min(1)
+        return nll / frames + SPEECH_WEIGHT * (bce * mask).sum() / frames
 
     def metrics(self, outputs: list[np.ndarray], targets: list[np.ndarray], metas: list[dict]) -> dict:
         """Greedy decoding (the streaming decoder's digits) against the references: digit error rate
-        (edits / reference digits), ``digit_accuracy`` = 1 - that, and whole-string accuracy."""
+        (edits / reference digits), ``digit_accuracy`` = 1 - that, whole-string accuracy, and the
+        ROC-AUC of the speech column on the frames of spoken digits."""
         edits = refs = exact = 0
         for values, rows in zip(outputs, targets, strict=True):
-            ref = "".join(str(int(t) - 1) for t in rows[:, 0])
+            ref = "".join(str(int(t) - 1) for t in rows[:, 1] if t)
             hyp = "".join(e.digit for e in decode(values) if e.kind == "digit")
             edits, refs, exact = edits + edit_distance(ref, hyp), refs + len(ref), exact + (ref == hyp)
         der = edits / max(refs, 1)
-        return {"digit_accuracy": 1.0 - der, "digit_error_rate": der, "string_accuracy": exact / max(len(outputs), 1)}
+        speech_auc = roc_auc(np.concatenate([o[:, -1] for o in outputs]),
+                             np.concatenate([t[:, 0] for t in targets]).astype(np.uint8))
+        return {"digit_accuracy": 1.0 - der, "digit_error_rate": der, "string_accuracy": exact / max(len(outputs), 1),
+                "speech_roc_auc": speech_auc}
 
     # -- inference ---------------------------------------------------------------------
     def default_task_config(self) -> dict:
-        """The :class:`DecoderConfig` defaults, without the frame shift (the model's features give it)."""
-        return {name: getattr(DecoderConfig(), name) for name in _SETTINGS}
+        """The end-of-speech segmenter settings (:data:`~streamseq.tasks.digits.decoder.END_OF_SPEECH`)."""
+        return {name: getattr(END_OF_SPEECH, name) for name in SETTINGS}
 
-    def decoder_config(self, model: FrameModel, overrides: Mapping[str, Any] | None = None) -> DecoderConfig:
-        """The defaults, then ``model.task_config``, then ``overrides``; on the model's frame grid."""
-        settings = {**self.default_task_config(), **model.task_config, **(overrides or {})}
-        if unknown := sorted(set(settings) - set(_SETTINGS)):
-            raise ValueError(f"unknown digits decoder settings {unknown} (in the model's task_config or the "
-                             f"overrides); known: {', '.join(_SETTINGS)}")
-        return DecoderConfig(**settings, frame_shift_s=model.feature_config.frame_shift_s)
+    def segmenter_config(self, model: FrameModel, overrides: Mapping[str, Any] | None = None) -> SegmenterConfig:
+        """End-of-speech settings: the defaults, then ``model.task_config``, then ``overrides``; on the model's grid."""
+        return configure(END_OF_SPEECH, model.task_config, overrides, frame_shift_s=model.feature_config.frame_shift_s,
+                         what="digits end-of-speech")
+
+    def scores(self, model: FrameModel, values: np.ndarray) -> np.ndarray:
+        """The speech probability ``(n,)`` of each frame (the last output)."""
+        return values[:, -1]
 
     def decoder(self, model: FrameModel, overrides: Mapping[str, Any] | None = None) -> DigitDecoder:
-        return DigitDecoder(self.decoder_config(model, overrides), model.labels)
+        return DigitDecoder(self.segmenter_config(model, overrides), model.labels)
 
 
 if TYPE_CHECKING:  # mypy checks that DigitsTask is a Task
-    from streamseq.tasks.base import Task
+    from streamseq.tasks.base import SegmentingTask, Task
 
     _task: Task = DigitsTask()
+    _segmenting: SegmentingTask = DigitsTask()

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Literal
 
 import numpy as np
@@ -85,6 +86,23 @@ class SegmenterConfig:
     @property
     def max_segment_frames(self) -> int:
         return max(1, self._frames(self.max_segment_s))
+
+
+#: The settings a model's ``task_config`` may hold (the frame grid is the model's own).
+SETTINGS = tuple(f.name for f in fields(SegmenterConfig) if f.name != "frame_shift_s")
+
+
+def configure(defaults: SegmenterConfig, *layers: Mapping | None, frame_shift_s: float,
+              what: str = "segmenter") -> SegmenterConfig:
+    """``defaults`` with each settings layer on top (e.g. a model's ``task_config``, then a user's
+    overrides), on the frame grid ``frame_shift_s``; unknown keys fail, naming ``what``."""
+    settings = {k: v for k, v in asdict(defaults).items() if k in SETTINGS}
+    for layer in layers:
+        settings.update(layer or {})
+    if unknown := sorted(set(settings) - set(SETTINGS)):
+        raise ValueError(f"unknown {what} settings {unknown} (in the model's task_config or the overrides); "
+                         f"known: {', '.join(SETTINGS)}")
+    return SegmenterConfig(**settings, frame_shift_s=frame_shift_s)
 
 
 @dataclass

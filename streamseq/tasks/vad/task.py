@@ -7,7 +7,7 @@ Dimension legend: B batch, T frames, C outputs per frame (1: ``speech``), n fram
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,15 +17,13 @@ import torch
 from streamseq.models.config import Activation
 from streamseq.tasks.base import Writers, valid_mask
 from streamseq.tasks.vad.metrics import frame_metrics, roc_auc
-from streamseq.tasks.vad.postprocess import SegmentEvent, Segmenter, SegmenterConfig
+from streamseq.tasks.vad.postprocess import SETTINGS, SegmentEvent, Segmenter, SegmenterConfig, configure
 from streamseq.tasks.vad.writers import SPEECH, VADWriters, speech_column
 
 if TYPE_CHECKING:
-    from streamseq.models.gru import FrameModel
+    from streamseq.models.recurrent import FrameModel
     from streamseq.training.config import TrainConfig
 
-# what a checkpoint's task_config holds: the segmenter settings (the frame grid is the model's own)
-_SETTINGS = tuple(f.name for f in fields(SegmenterConfig) if f.name != "frame_shift_s")
 
 
 class SpeechDecoder:
@@ -98,16 +96,13 @@ class VADTask:
     # -- inference ---------------------------------------------------------------------
     def default_task_config(self) -> dict:
         """The :class:`SegmenterConfig` defaults, without the frame shift (the model's features give it)."""
-        return {name: getattr(SegmenterConfig(), name) for name in _SETTINGS}
+        return {name: getattr(SegmenterConfig(), name) for name in SETTINGS}
 
     def segmenter_config(self, model: FrameModel, overrides: Mapping[str, Any] | None = None) -> SegmenterConfig:
         """The defaults, then ``model.task_config`` (none in checkpoints older than task configs), then
         ``overrides``; on the model's frame grid."""
-        settings = {**self.default_task_config(), **model.task_config, **(overrides or {})}
-        if unknown := sorted(set(settings) - set(_SETTINGS)):
-            raise ValueError(f"unknown VAD segmenter settings {unknown} (in the model's task_config or the "
-                             f"overrides); known: {', '.join(_SETTINGS)}")
-        return SegmenterConfig(**settings, frame_shift_s=model.feature_config.frame_shift_s)
+        return configure(SegmenterConfig(), model.task_config, overrides,
+                         frame_shift_s=model.feature_config.frame_shift_s, what="VAD segmenter")
 
     def scores(self, model: FrameModel, values: np.ndarray) -> np.ndarray:
         """The speech probability ``(n,)`` of each frame."""
