@@ -2,7 +2,7 @@
 
 Each check returns one :class:`Check` row: what was looked at, ``ok`` / ``warn`` / ``missing``,
 and what was found or what to do. ``missing`` is only used for parts the README's commands
-need; optional parts (microphone, peer VADs, the fast ONNX step, disk for training) warn.
+need; optional parts (microphone, peers for eval, the fast ONNX step, disk for training) warn.
 
     >>> from streamseq.apps.doctor import run_checks
     >>> [c for c in run_checks() if c.status != "ok"]      # doctest: +SKIP
@@ -199,9 +199,10 @@ def run_checks() -> list[Check]:
         check_python, check_torch_pair, check_soundfile, check_models,
         lambda: check_modules("onnxruntime (fast step)", {"onnx": "onnx", "onnxruntime": "onnxruntime"}, False,
                               "Sessions fall back to the eager step, about 2.5x slower"),
-        lambda: check_modules("peer VADs (eval)", {"webrtcvad-wheels": "webrtcvad", "silero-vad": "silero_vad",
-                                                    "ten-vad": "ten_vad"},
-                              False, "streamseq eval compares against them (TEN VAD also needs Debian's libc++1)"),
+        lambda: check_modules("peers (eval)", {"webrtcvad-wheels": "webrtcvad", "silero-vad": "silero_vad",
+                                               "ten-vad": "ten_vad", "pocketsphinx": "pocketsphinx"},
+                              False, "streamseq eval compares against them: the VADs, PocketSphinx for digits "
+                                     "(TEN VAD also needs Debian's libc++1)"),
         *[(lambda k=k: check_package_files(k)) for k, spec in PACKAGE_FILES.items() if spec.setup == "base"],
         check_training_packages, check_microphone, check_tts, check_cache,
     ]

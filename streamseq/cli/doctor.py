@@ -6,7 +6,7 @@ import argparse
 
 DESCRIPTION = """\
 Check the Python version, torch + torchaudio loading together, soundfile, the shipped models,
-onnxruntime, the peer VADs, every Debian package streamseq reads files from (found through
+onnxruntime, the peers for eval, every Debian package streamseq reads files from (found through
 dpkg, where the package installs them), PortAudio and input devices, each TTS engine and the
 voices the corpus uses, the cache folder and free disk for the training corpus.
 Prints one table. Exit status 1 when a required part is missing; optional parts (microphone,
