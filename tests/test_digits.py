@@ -186,28 +186,32 @@ def test_the_digits_task_needs_its_own_validation_split(tmp_path):
 
 
 # --------------------------------------------------------------------------- targets and loss
-def test_targets_mark_speech_and_each_digit_at_its_middle_and_batch_for_ctc():
+def test_targets_mark_speech_and_each_digit_on_its_last_frame_and_batch_for_the_loss():
     task = get_task("digits")
     entry = {"file": "x.flac", "meta": {"digits": "907", "digit_times": [[0.1, 0.3], [0.5, 0.7], [2.0, 2.4]]}}
     targets = task.load_targets(Path("."), entry, 250)
     assert targets.shape == (250, 2)
-    assert torch.nonzero(targets[:, 1]).flatten().tolist() == [20, 60, 220]
-    assert targets[[20, 60, 220], 1].tolist() == [10, 1, 8]
+    assert torch.nonzero(targets[:, 1]).flatten().tolist() == [29, 69, 239]
+    assert targets[[29, 69, 239], 1].tolist() == [10, 1, 8]
     assert torch.nonzero(targets[:, 0]).flatten().tolist() == [*range(10, 30), *range(50, 70), *range(200, 240)]
     crop = task.crop_targets(targets, 50, 100)
-    assert crop.shape == (100, 2) and torch.nonzero(crop[:, 1]).flatten().tolist() == [10]
+    assert crop.shape == (100, 2) and torch.nonzero(crop[:, 1]).flatten().tolist() == [19]
     batch = task.collate_targets([targets[:40], crop[:30], targets[100:120]])
     assert batch["targets"].tolist() == [[10], [1], [0]] and batch["target_lengths"].tolist() == [1, 1, 0]
     assert batch["speech"].shape == (3, 40) and batch["speech"][1, :20].tolist() == [1] * 20
+    assert batch["word_ends"][0, 29] == 10 and batch["word_ends"][1, 19] == 1
+    assert batch["word_ends"].count_nonzero() == 2
     logits, lengths = torch.randn(3, 40, 12), torch.tensor([40, 30, 20])
-    ctc = sum(torch.nn.functional.ctc_loss(logits[b, :n, :-1].log_softmax(-1)[:, None], batch["targets"][b : b + 1],
+    log_probs = logits[..., :-1].log_softmax(-1)
+    ctc = sum(torch.nn.functional.ctc_loss(log_probs[b, :n, None], batch["targets"][b : b + 1],
                                            [n], [int(batch["target_lengths"][b])], reduction="sum")
               for b, n in enumerate(lengths.tolist()))
     bce = sum(torch.nn.functional.binary_cross_entropy_with_logits(
         logits[b, :n, -1], batch["speech"][b, :n].float(), reduction="sum") for b, n in enumerate(lengths.tolist()))
-    assert torch.allclose(task.loss(logits, lengths, batch), (ctc + bce) / 90)
-    with pytest.raises(ValueError, match="two digits centred on frame 20"):
-        overlapping = {"digits": "12", "digit_times": [[0.1, 0.3], [0.15, 0.25]]}
+    guide = -(log_probs[0, 29, 10] + log_probs[1, 19, 1])
+    assert torch.allclose(task.loss(logits, lengths, batch), (ctc + bce + guide) / 90)
+    with pytest.raises(ValueError, match="two digits end on frame 29"):
+        overlapping = {"digits": "12", "digit_times": [[0.1, 0.3], [0.15, 0.3]]}
         task.load_targets(Path("."), {"file": "x.flac", "meta": overlapping}, 250)
 
 
