@@ -57,11 +57,11 @@ def bi_model():
     return make_model("bi")
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def one_thread():
-    """Small tensors: one thread is fastest, and immune to busy cores (OpenMP workers spin).
-
-    Code under test that sets its own thread count (the Trainer) still does so."""
+    """Small tensors: one thread is fastest, and immune to busy cores (OpenMP workers spin); like
+    `streamseq mic` (--threads 1). Code under test that sets its own thread count (the Trainer)
+    still does so; each test starts on one thread again."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

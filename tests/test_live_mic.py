@@ -89,15 +89,6 @@ def energy_vad(kind: str, output_delay: int = 0):
     return model.eval()
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Like `streamseq mic` (--threads 1): small blocks run far faster on one thread. Restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[float, float]]]:
     if shutil.which("espeak-ng") is None:

@@ -13,6 +13,10 @@ Data flow::
                                             decision times; onset/offset/final delays)
       -> summarize(label, measurements)     LatencyRow (one line of the report)
 
+A task may bring its own report instead (:func:`task_report`: ``streamseq/tasks/<name>/latency.py``,
+e.g. digits: per-digit emission delays); this module then only feeds it the audio
+(:func:`stream_arrivals`). Models of a task without one get the segment report below.
+
 Anything with ``accept(samples, sample_rate=...) -> FrameOutputs`` and ``finish() -> FrameOutputs``
 plugs in; :class:`ReferenceProcessor` is such a stand-in whose delay is known exactly. A model's
 outputs become per-frame speech scores through its task (:class:`~streamseq.tasks.SegmentingTask`,
@@ -29,13 +33,15 @@ perfect model's delays are exactly ``min_speech_s`` (onset) and ``min_silence_s`
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from functools import partial
+from importlib import import_module
+from importlib.util import find_spec
 from pathlib import Path
+from types import ModuleType
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -45,7 +51,8 @@ from streamseq.features.config import FeatureConfig
 from streamseq.models.checkpoint import load_model, pretrained_path, resolve_checkpoint
 from streamseq.models.recurrent import FrameModel
 from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session
-from streamseq.tasks import segmenting_task
+from streamseq.tasks import model_task, segmenting_task
+from streamseq.tasks.formats import rows_csv
 from streamseq.tasks.vad.metrics import frame_metrics, roc_auc, segment_boundary_errors
 from streamseq.tasks.vad.postprocess import Segment, SegmentEvent, Segmenter, SegmenterConfig, segments_from_probs
 
@@ -70,10 +77,12 @@ def load_models(names: Sequence[str]) -> tuple[dict[str, FrameModel], list[str]]
     """Load what exists: ``({label: model}, [messages for the missing ones])``.
 
     Damaged or foreign files still raise :class:`~streamseq.CheckpointError`; a model of a task
-    that does not segment the stream raises ValueError (both name the file).
+    without its own report (:func:`task_report`) that does not segment the stream raises
+    ValueError (both name the file), and so do models of different tasks.
     """
     models: dict[str, FrameModel] = {}
     missing: list[str] = []
+    tasks: dict[str, str] = {}  # task -> the first file of it
     for name in names:
         path = resolve_checkpoint(name)
         if not path.is_file():
@@ -85,9 +94,30 @@ def load_models(names: Sequence[str]) -> tuple[dict[str, FrameModel], list[str]]
                                "(`streamseq train --out DIR` writes DIR/best.pt)")
             continue
         model = load_model(path)
-        segmenting_task(model, str(path), "the latency report")
+        if task_report(model, str(path)) is None:
+            segmenting_task(model, str(path), "the latency report")
+        tasks.setdefault(model.task, str(path))
+        if len(tasks) > 1:
+            raise ValueError("the latency report compares models of one task; received "
+                             + ", ".join(f"{file} (task {task!r})" for task, file in tasks.items()))
         models[unique_label(model_label(model), models)] = model
     return models, missing
+
+
+def task_report(model: FrameModel, what: str = "the model") -> ModuleType | None:
+    """The report of ``model``'s task, if it has its own: the module ``latency`` beside its task class
+    (``streamseq/tasks/<name>/latency.py``); None: the segment report of this module (VAD).
+
+    Such a module has ``FILES`` (what it writes), ``default_split(cache_dir)`` (the default data),
+    ``load_clips(split_dir)`` (audio at ``SAMPLE_RATE`` Hz), ``pick_timeline_clip(clips)`` and
+    ``run_report(models, clips, stream, *, out, timeline_clip, source, chunk_ms, machine, progress)``
+    (returning an object with ``markdown``); ``stream(processor, audio)`` is :func:`stream_arrivals`
+    at the chunk size.
+    """
+    package = type(model_task(model, what)).__module__.rpartition(".")[0]
+    if not package:  # a task class defined at top level (a test's): no folder of its own
+        return None
+    return import_module(f"{package}.latency") if find_spec(f"{package}.latency") is not None else None
 
 
 def model_label(model: FrameModel) -> str:
@@ -404,10 +434,4 @@ def markdown_table(rows: Sequence[LatencyRow]) -> str:
 
 def write_csv(rows: Sequence[LatencyRow], path: str | os.PathLike) -> Path:
     """Every field of every row, full precision; ``lookahead_ms`` empty for bi."""
-    path = Path(path)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(LatencyRow)])
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in asdict(r).items()})
-    return path
+    return rows_csv(rows, LatencyRow, path)

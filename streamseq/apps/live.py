@@ -1,7 +1,10 @@
 """Live VAD over a capture source: a streaming uni model next to a buffered bidirectional one.
 
-Both models must be of a task that segments the stream (:class:`~streamseq.tasks.SegmentingTask`,
+Both models must be of one task that segments the stream (:class:`~streamseq.tasks.SegmentingTask`,
 e.g. VAD); the task turns their outputs into per-frame speech scores and gives the Segmenter settings.
+A task that decodes more than segments brings its live decoding in ``streamseq/tasks/<name>/live.py``
+(:func:`task_decoding`; digits: the uni partial transcript and each utterance's final uni and bi
+transcripts); its events (:class:`TaskEvent`) come in decision order among the others.
 
 Data flow (the source's audio thread only queues blocks; everything here runs on one
 processing thread)::
@@ -34,7 +37,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from importlib import import_module
+from importlib.util import find_spec
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -42,10 +47,11 @@ from streamseq.audio.convert import to_mono_float32, validate_sample_rate
 from streamseq.audio.source import FileSource, MicrophoneSource
 from streamseq.models.recurrent import FrameModel
 from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session
-from streamseq.tasks import segmenting_task
+from streamseq.tasks import model_task, segmenting_task
 from streamseq.tasks.vad.postprocess import Segment, SegmentEvent, Segmenter, SegmenterConfig, segments_from_probs
 
-__all__ = ["BiDecision", "BlockUpdate", "LiveEvent", "LivePipeline", "LiveSummary", "SpeechStart", "UniSegment"]
+__all__ = ["BiDecision", "BlockUpdate", "LiveEvent", "LivePipeline", "LiveSummary", "SpeechStart", "TaskDecoding",
+           "TaskEvent", "UniSegment", "task_decoding"]
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,60 @@ class BiDecision:
         return self.decided_s - self.origin_s
 
 
-LiveEvent = BlockUpdate | SpeechStart | UniSegment | BiDecision
+@runtime_checkable
+class TaskEvent(Protocol):
+    """An event of a task's live decoding: a partial (``final`` False, uni only) or final ``text`` of
+    utterance ``utterance`` (0: outside any utterance) by ``model`` ("uni" or "bi"), at ``decided_s``."""
+
+    model: str
+    utterance: int
+    text: str
+    final: bool
+    decided_s: float
+
+    def line(self) -> str:
+        """The event as one line of text (the plain view's)."""
+        ...
+
+
+class TaskDecoding(Protocol):
+    """A task's live decoding beside the segments: ``LiveDecoding(uni, bi, segmenter)`` in the module
+    ``live`` beside the task class. The pipeline calls it in stream order:
+
+    * ``push(values (n, C), utterance, decided_s)``: the uni model's next outputs, cut at the segment
+      decisions (``utterance``: the open one, or the next); ``decided_s(frames)``: stream time of a
+      decision made once ``frames`` uni frames were seen;
+    * ``close(utterance, decided_s, end_s, at_stream_end)``: the uni segment of ``utterance`` ended at
+      ``end_s`` (s), decided at ``decided_s``;
+    * ``bi(utterance, values (T, C), origin_s, decided_s, end_s, compute_s)``: the bi outputs of the
+      utterance, the first frame at ``origin_s``;
+    * ``finish(decided_s)``: the stream ended.
+
+    Each returns its events; ``to_dict()`` gives what ``--json`` records.
+    """
+
+    def push(self, values: np.ndarray, utterance: int, decided_s: Callable[[int], float]) -> list[TaskEvent]: ...
+
+    def close(self, utterance: int, decided_s: float, end_s: float, at_stream_end: bool) -> list[TaskEvent]: ...
+
+    def bi(self, utterance: int, values: np.ndarray, origin_s: float, decided_s: float, end_s: float,
+           compute_s: float) -> list[TaskEvent]: ...
+
+    def finish(self, decided_s: float) -> list[TaskEvent]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def task_decoding(uni: FrameModel, bi: FrameModel | None, segmenter: SegmenterConfig) -> TaskDecoding | None:
+    """The live decoding of ``uni``'s task, if it has one (``LiveDecoding`` in ``streamseq/tasks/<name>/live.py``,
+    beside its task class); None: segments only (VAD)."""
+    package = type(model_task(uni, "the uni model")).__module__.rpartition(".")[0]
+    if not package or find_spec(f"{package}.live") is None:
+        return None
+    return import_module(f"{package}.live").LiveDecoding(uni, bi, segmenter)
+
+
+LiveEvent = BlockUpdate | SpeechStart | UniSegment | BiDecision | TaskEvent
 Source = MicrophoneSource | FileSource  # anything with read(timeout), active, sample_rate, overflows, dropped_blocks
 
 
@@ -193,12 +252,16 @@ class LivePipeline:
             raise ValueError(f"expected 0 <= preroll_s <= history_s, got preroll_s={preroll_s}, history_s={history_s}")
         self.uni_task = segmenting_task(uni, "the uni model", "the live pipeline")
         self.bi_task = None if bi is None else segmenting_task(bi, "the bi model", "the live pipeline")
+        if bi is not None and bi.task != uni.task:
+            raise ValueError(f"the uni model was trained for task {uni.task!r} but the bi model for {bi.task!r}; "
+                             "pass two models of one task")
         self.uni, self.bi, self.hook = uni, bi, hook
         self.session = Session(uni)  # raises for a non-streaming model
         self.shift = uni.feature_config.frame_shift_s
         self.segmenter_config = (self.uni_task.segmenter_config(uni) if segmenter is None
                                  else replace(segmenter, frame_shift_s=self.shift))
         self.segmenter = Segmenter(self.segmenter_config)
+        self.decoding = task_decoding(uni, bi, self.segmenter_config)
         self.preroll_s, self.history_s = float(preroll_s), float(history_s)
         self.uni_segments: list[UniSegment] = []
         self.bi_decisions: list[BiDecision] = []
@@ -276,8 +339,17 @@ class LivePipeline:
         self, out: FrameOutputs, probs: np.ndarray, seg_events: list[SegmentEvent], t0: float, block: bool = True
     ) -> list[LiveEvent]:
         events: list[LiveEvent] = []
+        done = 0  # outputs of this call given to the task's decoding
         for ev in seg_events:
+            if self.decoding is not None:  # its outputs up to the decision, then the decision
+                cut = min(max(ev.frame - out.start_frame, done), len(out))
+                events += self._decode(out.values[done:cut])
+                done = cut
             events += self._on_segment_event(ev)
+        if self.decoding is not None:
+            events += self._decode(out.values[done:])
+            if not block:  # the stream ended
+                events += self.decoding.finish(self.stream_s)
         now = self.stream_s
         if len(out):
             self._delays[:2] += (np.sum(now - (out.frames + 1) * self.shift), len(out))
@@ -295,7 +367,19 @@ class LivePipeline:
     def _decided_s(self, ev: SegmentEvent) -> float:
         """Stream time of a Segmenter decision: its frame plus the model's output delay (capped at the
         stream's end, where the delay is flushed with padding rather than waited for)."""
-        return min((ev.frame + self.uni.config.output_delay) * self.shift, self.stream_s)
+        return self._frames_decided_s(ev.frame)
+
+    def _frames_decided_s(self, frames: int) -> float:
+        """Stream time of a decision made once ``frames`` uni frames were seen (see :meth:`_decided_s`)."""
+        return min((frames + self.uni.config.output_delay) * self.shift, self.stream_s)
+
+    def _decode(self, values: np.ndarray) -> list[LiveEvent]:
+        """The task's decoding of the next uni outputs ``(n, C)``, for the open utterance (or the next)."""
+        assert self.decoding is not None
+        if not len(values):
+            return []
+        utterance = self._open.utterance if self._open is not None else self._utterances + 1
+        return list(self.decoding.push(values, utterance, self._frames_decided_s))
 
     def _on_segment_event(self, ev: SegmentEvent) -> list[LiveEvent]:
         if ev.kind == "start":
@@ -313,8 +397,10 @@ class LivePipeline:
         )
         self.uni_segments.append(seg)
         events: list[LiveEvent] = [seg]
+        if self.decoding is not None:
+            events += self.decoding.close(seg.utterance, seg.end_decided_s, seg.end_s, seg.at_stream_end)
         if opened.bi is not None:
-            events.append(self._bi_decide(opened, seg))
+            events += self._bi_events(opened, seg)
         return events
 
     def _bi_from_history(self, start_s: float) -> tuple[BufferedProcessor, int]:
@@ -329,7 +415,8 @@ class LivePipeline:
                 bi.accept(part, sample_rate=self.sample_rate)
         return bi, origin
 
-    def _bi_decide(self, opened: _Open, seg: UniSegment) -> BiDecision:
+    def _bi_decide(self, opened: _Open, seg: UniSegment) -> tuple[BiDecision, np.ndarray]:
+        """The bi model's decisions over the utterance, and its outputs ``(T, C)``."""
         assert opened.bi is not None and self.bi is not None and self.bi_task is not None
         assert self.sample_rate is not None
         t0 = time.perf_counter()
@@ -349,7 +436,17 @@ class LivePipeline:
             time.perf_counter() - t0,
         )
         self.bi_decisions.append(decision)
-        return decision
+        return decision, out.values
+
+    def _bi_events(self, opened: _Open, seg: UniSegment) -> list[LiveEvent]:
+        """The bi decision of the utterance that ``seg`` closed, then the task's decoding of it."""
+        assert opened.bi is not None and self.bi is not None
+        decision, values = self._bi_decide(opened, seg)
+        events: list[LiveEvent] = [decision]
+        if self.decoding is not None:
+            events += self.decoding.bi(decision.utterance, values, decision.origin_s, decision.decided_s,
+                                       decision.utterance_end_s, decision.compute_s)
+        return events
 
     # ------------------------------------------------------------------ driving a source
     def run(
@@ -437,9 +534,10 @@ class LivePipeline:
         bi = [{k: v for k, v in asdict(b).items() if k not in ("times", "probs")}
               | {"decision_frame": round(b.decided_s / self.shift), "wait_s": b.wait_s, "held_s": b.held_s}
               for b in self.bi_decisions]
+        decoded = {} if self.decoding is None else self.decoding.to_dict()
         return _rounded({"sample_rate": self.sample_rate, "frame_shift_s": self.shift,
                          "uni_output_delay_frames": self.uni.config.output_delay,
-                         "segmenter": asdict(self.segmenter_config), "uni": uni, "bi": bi,
+                         "segmenter": asdict(self.segmenter_config), "uni": uni, "bi": bi, **decoded,
                          "summary": self.summary().to_dict()})
 
 

@@ -4,7 +4,9 @@ Both take the pipeline's events one by one (``update(event)``) on the UI thread;
 touches audio or models. The rich view draws, over the last ``window_s`` seconds of stream
 time, the uni speech probability (filled in block by block) above the bi one (blank while
 the bi model buffers the utterance, filled in all at once when the utterance ends), then a
-table of utterances with the uni end-of-speech delay next to the bi wait.
+table of utterances with the uni end-of-speech delay next to the bi wait. For a task that
+decodes text live (:class:`~streamseq.apps.live.TaskEvent`, e.g. digits) the view also shows the
+uni partial transcript as it grows, and the table each utterance's uni and bi transcripts.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from streamseq.apps.live import BiDecision, BlockUpdate, LiveEvent, LiveSummary, SpeechStart, UniSegment
+from streamseq.apps.live import BiDecision, BlockUpdate, LiveEvent, LiveSummary, SpeechStart, TaskEvent, UniSegment
 from streamseq.features import FeatureConfig
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -57,8 +59,9 @@ def summary_lines(s: LiveSummary) -> list[str]:
 
 
 class PlainView:
-    """Line-based events for logs and tests: one line per speech start, segment, bi decision,
-    and one per ``fault_every_s`` of stream time while overflows or dropped blocks increase."""
+    """Line-based events for logs and tests: one line per speech start, segment, bi decision, task
+    event (a digit, a transcript), and one per ``fault_every_s`` of stream time while overflows or
+    dropped blocks increase."""
 
     def __init__(self, out: TextIO, fault_every_s: float = 1.0) -> None:
         self.out, self.fault_every_s = out, fault_every_s
@@ -83,6 +86,8 @@ class PlainView:
             spans = ", ".join(f"{s.start:.2f}-{s.end:.2f}" for s in event.segments) or "no speech"
             line = (f"[{event.decided_s:7.2f} s] bi  #{event.utterance} segments {spans} s, wait {event.wait_s:.2f} s "
                     f"after the end (held {event.held_s:.2f} s, compute {1000 * event.compute_s:.0f} ms)")
+        elif isinstance(event, TaskEvent):
+            line = event.line()
         if line is not None:
             print(line, file=self.out, flush=True)
 
@@ -91,11 +96,19 @@ class PlainView:
 
 
 class LiveView:
-    """Rich renderable state: ``update(event)`` then ``render()`` (e.g. inside ``rich.live.Live``)."""
+    """Rich renderable state: ``update(event)`` then ``render()`` (e.g. inside ``rich.live.Live``).
+
+    ``transcripts``: the task decodes text (:class:`~streamseq.apps.live.TaskEvent`): show the uni
+    partial transcript and a transcript column per model instead of the bi segments.
+    """
 
     def __init__(self, title: str, *, bi: bool = True, window_s: float = 6.4, column_s: float = 0.1, onset: float = 0.5,
-                 offset: float = 0.35, frame_shift_s: float = FeatureConfig().frame_shift_s, rows: int = 8) -> None:
-        self.title, self.bi = title, bi
+                 offset: float = 0.35, frame_shift_s: float = FeatureConfig().frame_shift_s, rows: int = 8,
+                 transcripts: bool = False) -> None:
+        self.title, self.bi, self.transcripts = title, bi, transcripts
+        self.partial = ""  # the uni model's text of the open utterance so far
+        self.uni_text = ""  # the last final uni transcript and its wait
+        self.bi_text = ""  # the last bi transcript and its wait
         self.columns = int(round(window_s / column_s))
         self.per_column = int(round(column_s / frame_shift_s))
         self.onset, self.offset, self.shift = onset, offset, frame_shift_s
@@ -106,8 +119,8 @@ class LiveView:
         self._bi_until = 0  # 1 + last frame the bi model decided
         self.last: BlockUpdate | None = None
         self.open: SpeechStart | None = None
-        self.rows: deque[list[str]] = deque(maxlen=rows)
-        self._pending: dict[int, list[str]] = {}  # utterance -> its table row until bi decides
+        self.rows: deque[dict[str, str]] = deque(maxlen=rows)  # column -> cell
+        self._pending: dict[int, dict[str, str]] = {}  # utterance -> its table row until bi decides
         self.summary: LiveSummary | None = None
 
     def _put(self, ring: np.ndarray, first: int, values: np.ndarray) -> None:
@@ -133,18 +146,45 @@ class LiveView:
         elif isinstance(event, UniSegment):
             self.open = None
             delay = "stream end" if event.at_stream_end else f"{event.end_latency_s:.2f} s"
-            row = [str(event.utterance), f"{event.start_s:.2f} – {event.end_s:.2f} s", delay,
-                   "deciding…" if self.bi else "(no bi)", ""]
+            row = {"#": str(event.utterance), "uni segment": f"{event.start_s:.2f} – {event.end_s:.2f} s",
+                   "uni end delay": delay, "bi segments": "deciding…" if self.bi else "(no bi)", "bi wait (held)": ""}
+            if self.transcripts:
+                row |= {"uni transcript": "", "bi transcript": "deciding…" if self.bi else "(no bi)"}
             self._pending[event.utterance] = row
             self.rows.append(row)
         elif isinstance(event, BiDecision):
             first = int(round(event.times[0] / self.shift)) if len(event.times) else 0
             self._put(self._bi, first, event.probs)
             self._bi_until = max(self._bi_until, first + len(event.probs))
-            pending = self._pending.pop(event.utterance, None)
-            if pending is not None:
-                pending[3] = ", ".join(f"{s.start:.2f} – {s.end:.2f} s" for s in event.segments) or "no speech"
-                pending[4] = f"{event.wait_s:.2f} s ({event.held_s:.1f} s)"
+            # with transcripts, the row waits for the bi transcript (the task event after this one)
+            pending = self._pending.get if self.transcripts else self._pending.pop
+            waiting = pending(event.utterance, None)
+            if waiting is not None:
+                spans = ", ".join(f"{s.start:.2f} – {s.end:.2f} s" for s in event.segments)
+                waiting["bi segments"] = spans or "no speech"
+                waiting["bi wait (held)"] = f"{event.wait_s:.2f} s ({event.held_s:.1f} s)"
+                waiting["bi wait"] = f"{event.wait_s:.2f} s"  # not a column: for the transcript line
+        elif isinstance(event, TaskEvent):
+            self._task_event(event)
+
+    def _task_event(self, event: TaskEvent) -> None:
+        if not event.final:  # a uni partial: the open utterance's text so far
+            self.partial = event.text
+            return
+        row = self._pending.get(event.utterance)
+        if event.model == "uni":
+            self.partial, self.uni_text = "", event.text or "–"
+            if row is not None:
+                row["uni transcript"] = event.text or "–"
+                self.uni_text += f"  (#{event.utterance}, {row['uni end delay']} after the end)"
+                if not self.bi:
+                    self._pending.pop(event.utterance, None)
+        else:
+            self.bi_text = event.text or "–"
+            if row is not None:
+                row["bi transcript"] = event.text or "–"
+                self.bi_text += f"  (#{event.utterance}, {row.get('bi wait', '–')} after the end)"
+                self._pending.pop(event.utterance, None)
 
     def _first_frame(self) -> int:
         """First frame of the window; columns are aligned to stream time so they do not jitter."""
@@ -188,12 +228,20 @@ class LiveView:
                     else Text("waiting for speech" if self.bi else "off", style="grey50"))
         meter.add_row("bi", _spark(self._timeline(self._bi), self.onset, self.offset), bi_state)
         table = Table(title=None, expand=False, header_style="bold")
-        for name, justify in (("#", "right"), ("uni segment", "left"), ("uni end delay", "right"),
-                              ("bi segments", "left"), ("bi wait (held)", "right")):
+        columns = ((("#", "right"), ("uni segment", "left"), ("uni transcript", "left"), ("uni end delay", "right"),
+                    ("bi transcript", "left"), ("bi wait (held)", "right")) if self.transcripts else
+                   (("#", "right"), ("uni segment", "left"), ("uni end delay", "right"), ("bi segments", "left"),
+                    ("bi wait (held)", "right")))
+        for name, justify in columns:
             table.add_column(name, justify=justify)  # type: ignore[arg-type]
         for row in self.rows:
-            table.add_row(*row)
-        parts: list[RenderableType] = [Text(self.title, style="bold"), meter, table]
+            table.add_row(*[row[name] for name, _ in columns])
+        parts: list[RenderableType] = [Text(self.title, style="bold"), meter]
+        if self.transcripts:
+            parts.append(Text(f"uni  {self.partial + '…' if self.partial else self.uni_text}", style="bold green"))
+            if self.bi:
+                parts.append(Text(f"bi   {self.bi_text}", style="bold"))
+        parts.append(table)
         if last is not None:
             faults = last.overflows + last.dropped_blocks
             parts.append(Text(

@@ -1,4 +1,8 @@
-"""``streamseq latency``: streaming vs lookahead vs whole-utterance VAD, through the real streaming path."""
+"""``streamseq latency``: streaming vs lookahead vs whole-utterance models, through the real streaming path.
+
+VAD models get the segment report here; models of a task with its own report (digits: per-digit
+emission delays, :func:`streamseq.apps.latency.task_report`) get that one, on that task's data.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 import platform
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from streamseq.apps.latency import DEFAULT_MODELS
 
@@ -16,17 +21,21 @@ FILES = ("latency.md", "latency.csv", "latency-accuracy.png", "timeline.png")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("latency", help="measure detection delay, compute time and accuracy per model",
                        description="Feed each model chunk by chunk as a microphone would (Session for uni, "
-                                   "BufferedProcessor per clip for bi), segment its outputs, and report delays "
-                                   "against the reference labels, wall-clock time per chunk and accuracy.")
+                                   "BufferedProcessor per clip for bi), decode its outputs with its task, and report "
+                                   "delays against the reference, wall-clock time per chunk and accuracy. VAD: "
+                                   "segment decisions; digits (e.g. --models digits-uni digits-uni-d10 digits-bi): "
+                                   "per-digit emission delay, end of utterance -> final transcript, digit error "
+                                   "rate and string accuracy.")
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="NAME_OR_PATH",
-                   help="shipped model names or checkpoint files (default: %(default)s)")
-    p.add_argument("--data", type=Path, help="split directory with manifest.jsonl (default: the validation split)")
+                   help="shipped model names or checkpoint files, all of one task (default: %(default)s)")
+    p.add_argument("--data", type=Path, help="split directory with manifest.jsonl (default: the validation split "
+                   "of the models' task)")
     p.add_argument("--cache", type=Path,
                    help="corpus cache directory (default: $STREAMSEQ_CACHE or ~/.cache/streamseq)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N clips (default: all)")
     p.add_argument("--chunk-ms", type=float, default=32.0, help="audio per accept call, ms (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch threads while timing (default: %(default)s)")
-    p.add_argument("--oracle", action="store_true", help="add a row for the reference labels themselves "
+    p.add_argument("--oracle", action="store_true", help="VAD: add a row for the reference labels themselves "
                    "(the delay floor set by the Segmenter's minimum durations)")
     p.add_argument("--timeline-clip", type=int,
                    help="clip index for the timeline plot (default: a short one with pauses)")
@@ -59,13 +68,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: expected --chunk-ms > 0 and --threads >= 1, received {args.chunk_ms}, {args.threads}",
               file=sys.stderr)
         return 2
-    existing = [f for f in FILES if (args.out / f).exists()]
-    if existing and not args.force:
-        print(f"error: {args.out} already holds {', '.join(existing)}; pass --force to overwrite", file=sys.stderr)
-        return 2
     try:
         models, missing = lat.load_models(args.models)
-    except ValueError as exc:  # CheckpointError included: damaged, foreign, wrong task
+    except ValueError as exc:  # CheckpointError included: damaged, foreign, wrong task, mixed tasks
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for message in missing:
@@ -73,6 +78,13 @@ def run(args: argparse.Namespace) -> int:
     if not models:
         print("error: none of the requested models exist; nothing to measure", file=sys.stderr)
         return 2
+    report = lat.task_report(next(iter(models.values())))
+    existing = [f for f in (FILES if report is None else report.FILES) if (args.out / f).exists()]
+    if existing and not args.force:
+        print(f"error: {args.out} already holds {', '.join(existing)}; pass --force to overwrite", file=sys.stderr)
+        return 2
+    if report is not None:
+        return _task_report(args, report, models)
     try:
         clips = _clips(args)
     except (FileNotFoundError, ValueError) as exc:
@@ -114,6 +126,48 @@ def run(args: argparse.Namespace) -> int:
     audio, y, _ = clips[index]
     plot_timeline(audio, y, {n: m[index] for n, m in traces.items()}, args.out / "timeline.png")
     print(f"wrote {', '.join(str(args.out / f) for f in FILES)}", file=sys.stderr)
+    return 0
+
+
+def _task_report(args: argparse.Namespace, report: ModuleType, models: dict) -> int:
+    """The models' task's own report (:func:`streamseq.apps.latency.task_report`) on its data."""
+    import torch
+
+    from streamseq.apps import latency as lat
+
+    task = next(iter(models.values())).task
+    if args.oracle:
+        print(f"error: --oracle is a row of the VAD report; the {task} report has none", file=sys.stderr)
+        return 2
+    try:
+        if args.data is None:
+            print(f"validation split of the {task} corpus (built on first use) ...", file=sys.stderr)
+            args.data = report.default_split(args.cache)
+        clips = report.load_clips(args.data)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    clips = clips[: args.limit] if args.limit > 0 else clips
+    if not clips:
+        print(f"error: no clips in {args.data}", file=sys.stderr)
+        return 2
+    index = report.pick_timeline_clip(clips) if args.timeline_clip is None else args.timeline_clip
+    if not 0 <= index < len(clips):
+        print(f"error: --timeline-clip {index} is out of range (0..{len(clips) - 1})", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    for model in models.values():
+        lat.warm_up(model)
+
+    def stream(processor, audio):
+        return lat.stream_arrivals(processor, audio, args.chunk_ms, sample_rate=report.SAMPLE_RATE)
+
+    result = report.run_report(models, clips, stream, out=args.out, timeline_clip=index, chunk_ms=args.chunk_ms,
+                               source=str(args.data).replace(str(Path.home()), "~"),
+                               machine=f"{_cpu()} ({os.cpu_count()} cores) with {args.threads} torch thread(s)",
+                               progress=lambda line: print(line, file=sys.stderr))
+    print(result.markdown)
+    print(f"wrote {', '.join(str(args.out / f) for f in report.FILES)}", file=sys.stderr)
     return 0
 
 

@@ -1,7 +1,9 @@
-"""``streamseq mic``: live VAD from a microphone (or a file played in real time).
+"""``streamseq mic``: live VAD (or digits) from a microphone (or a file played in real time).
 
 The streaming uni model answers every block; the bidirectional model buffers each utterance
 and answers once the uni model has decided that it ended. See :mod:`streamseq.apps.live`.
+Digits models (``--model-uni digits-uni``) also show the uni transcript growing digit by digit,
+and each utterance's uni and bi transcripts with their waits.
 
 What can be checked before the stream starts is checked then: the --input file (as strictly
 as ``streamseq process`` checks it), the models, the device, and that --json, --screen and
@@ -50,8 +52,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--duration", type=_seconds, metavar="S", help="stop after S seconds of stream time")
     src.add_argument("--record", type=Path, metavar="FILE", help="write the processed audio to this WAV file")
     mod = p.add_argument_group("models")
-    mod.add_argument("--model-uni", default="vad-uni", metavar="M", help="streaming model (default: %(default)s)")
-    mod.add_argument("--model-bi", default="vad-bi", metavar="M", help="buffered model (default: %(default)s)")
+    mod.add_argument("--model-uni", default="vad-uni", metavar="M", help="streaming model, e.g. digits-uni "
+                     "(default: %(default)s)")
+    mod.add_argument("--model-bi", metavar="M", help="buffered model of the same task (default: <task>-bi, the "
+                     "shipped bi model of the uni model's task: vad-bi, digits-bi)")
     mod.add_argument("--no-bi", action="store_true", help="run the streaming model only")
     mod.add_argument("--threads", type=int, default=1, metavar="N",
                      help="torch threads; small blocks run fastest on one (default: %(default)s)")
@@ -113,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         _check_paths(args)
         torch.set_num_threads(args.threads)
         uni = load_model(args.model_uni)
+        args.model_bi = args.model_bi or f"{uni.task}-bi"
         bi = None if args.no_bi else load_model(args.model_bi)
         pipeline = LivePipeline(uni, bi)
         if args.input is not None:
@@ -170,7 +175,7 @@ def _drive(args: argparse.Namespace, pipeline: Any, source: Any, title: str) -> 
     console = Console()
     window_s = 6.4 if plain else min(10.0, max(2.0, (console.width - 30) / 10))  # 0.1 s per column
     view = LiveView(title, bi=pipeline.bi is not None, window_s=window_s, onset=cfg.onset, offset=cfg.offset,
-                    frame_shift_s=cfg.frame_shift_s)
+                    frame_shift_s=cfg.frame_shift_s, transcripts=pipeline.decoding is not None)
     printer = PlainView(sys.stdout) if plain else None
     if printer is not None:
         print(title, flush=True)

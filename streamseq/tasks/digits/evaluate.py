@@ -22,7 +22,7 @@ from streamseq.models import FrameModel
 from streamseq.tasks import get_task
 from streamseq.tasks.digits.baselines import Recognizer
 from streamseq.tasks.digits.task import edit_distance
-from streamseq.tasks.vad.evaluate import _band_order
+from streamseq.tasks.formats import band_order
 
 SAMPLE_RATE = FeatureConfig().sample_rate  # of corpus splits: the feature rate, 16 kHz
 Clip = tuple[np.ndarray, dict]  # (audio (N,) at SAMPLE_RATE, meta with "digits")
@@ -111,7 +111,7 @@ def evaluate_recognizers(
 def markdown_tables(results: dict[str, dict]) -> str:
     """Digit error rate and string accuracy, overall and per SNR band, as Markdown tables."""
     names = list(results)
-    bands = sorted({g[1] for n in names for g in results[n] if g[0] == "snr_band"}, key=_band_order)
+    bands = sorted({g[1] for n in names for g in results[n] if g[0] == "snr_band"}, key=band_order)
     lines = []
     for metric, title in (("digit_error_rate", "Digit error rate (edits / reference digits; lower is better)"),
                           ("string_accuracy", "String accuracy (whole string right)")):

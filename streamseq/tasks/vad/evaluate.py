@@ -14,21 +14,12 @@ import torch
 
 from streamseq.features import FeatureConfig, compute_features
 from streamseq.models import FrameModel
+from streamseq.tasks.formats import band_order
 from streamseq.tasks.vad.metrics import grouped_metrics
 from streamseq.tasks.vad.postprocess import segments_from_probs
 from streamseq.tasks.vad.writers import speech_column
 
 SAMPLE_RATE = FeatureConfig().sample_rate  # of corpus splits: the feature rate, 16 kHz
-
-
-def _band_order(band: str) -> tuple[int, float, str]:
-    """"clean" first, then SNR bands ("20..30", "10", ...) from the highest SNR down, then any other name."""
-    if band == "clean":
-        return (0, 0.0, band)
-    try:
-        return (1, -float(band.split("..")[0]), band)
-    except ValueError:
-        return (2, 0.0, band)
 
 
 def model_scorer(model: FrameModel) -> Callable[[np.ndarray], np.ndarray]:
@@ -87,7 +78,7 @@ def evaluate_scorers(
 def markdown_tables(results: dict[str, dict]) -> str:
     """ROC-AUC and F1 per SNR band, then miss / false-alarm rates, as Markdown tables."""
     names = list(results)
-    bands = sorted({g[1] for n in names for g in results[n] if g[0] == "snr_band" and g[1] != "none"}, key=_band_order)
+    bands = sorted({g[1] for n in names for g in results[n] if g[0] == "snr_band" and g[1] != "none"}, key=band_order)
     lines = []
     for metric, title in (("roc_auc", "ROC-AUC"), ("f1", "F1 (threshold 0.5)")):
         lines += [f"**{title}**", "", "| model | overall | " + " | ".join(f"SNR {b}" for b in bands) + " |",
