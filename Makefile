@@ -31,5 +31,5 @@ bench: setup
 # recordings that only training and evaluation need first (scripts/setup.sh --train).
 models: setup
 	bash scripts/setup.sh --train
-	bash scripts/train_shipped_models.sh vad-uni vad-uni-d5 vad-uni-d10 vad-uni-d20 & \
-	bash scripts/train_shipped_models.sh vad-bi vad-uni-d50; wait
+	bash scripts/train_shipped_models.sh vad-uni vad-uni-d5 vad-uni-d10 vad-uni-d20 digits-uni digits-uni-d10 & \
+	bash scripts/train_shipped_models.sh vad-bi vad-uni-d50 digits-bi; wait

@@ -24,7 +24,7 @@ from streamseq.tasks import get_task
 from streamseq.tasks.digits.data import CLIP_S, build_digits_corpus
 from streamseq.tasks.digits.decoder import DigitDecoder, decode
 from streamseq.tasks.digits.speech import _espeak, draw_params, say, say_human
-from streamseq.tasks.digits.task import edit_distance
+from streamseq.tasks.digits.task import ALIGN_WEIGHT, edit_distance
 from streamseq.tasks.vad.postprocess import SegmenterConfig
 from streamseq.training.config import TrainConfig
 
@@ -209,7 +209,7 @@ def test_targets_mark_speech_and_each_digit_on_its_last_frame_and_batch_for_the_
     bce = sum(torch.nn.functional.binary_cross_entropy_with_logits(
         logits[b, :n, -1], batch["speech"][b, :n].float(), reduction="sum") for b, n in enumerate(lengths.tolist()))
     guide = -(log_probs[0, 29, 10] + log_probs[1, 19, 1])
-    assert torch.allclose(task.loss(logits, lengths, batch), (ctc + bce + guide) / 90)
+    assert torch.allclose(task.loss(logits, lengths, batch), (ctc + bce + ALIGN_WEIGHT * guide) / 90)
     with pytest.raises(ValueError, match="two digits end on frame 29"):
         overlapping = {"digits": "12", "digit_times": [[0.1, 0.3], [0.15, 0.3]]}
         task.load_targets(Path("."), {"file": "x.flac", "meta": overlapping}, 250)

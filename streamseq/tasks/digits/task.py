@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from streamseq.training.config import TrainConfig
 
 SPEECH_WEIGHT = 1.0  # of the speech column's cross-entropy beside the CTC loss
-ALIGN_WEIGHT = 1.0  # of the cross-entropy of each digit on its word's last frame (alignment guide)
+ALIGN_WEIGHT = 5.0  # of the cross-entropy of each digit on its word's last frame (alignment guide)
 
 
 def edit_distance(ref: str, hyp: str) -> int:
