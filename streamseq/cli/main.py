@@ -16,6 +16,7 @@ COMMANDS = {
     "eval": "streamseq.cli.evaluate",
     "export": "streamseq.cli.export",
     "doctor": "streamseq.cli.doctor",
+    "experiment": "streamseq.cli.experiment",
 }
 
 

@@ -3,7 +3,9 @@
 Task-agnostic: the :class:`~streamseq.tasks.base.Task` supplies the model's outputs (labels,
 activation), batches of its targets, loss and metrics, and the task config the checkpoint keeps. Writes
 ``best.pt`` and ``last.pt`` (loadable with :func:`streamseq.load_model`) and
-``last.train-state.pt`` (optimiser, schedule, RNG) so an interrupted run resumes where it was.
+``last.train-state.pt`` (optimiser, schedule, RNG) so an interrupted run resumes where it was; its
+``history`` holds one entry per epoch: validation metrics, mean training loss, and each step's
+training loss and global gradient norm before clipping (``step_loss``, ``step_grad_norm``).
 Runs under ``torchrun`` with DistributedDataParallel (gloo) when a process group is set up.
 """
 
@@ -148,7 +150,7 @@ class Trainer:
             order = order[: len(order) - len(order) % _world()][_rank() :: _world()]  # equal shards
             bar = tqdm(range(0, len(order), self.cfg.batch_size), desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
                        disable=not self.progress, leave=False)
-            started, losses = time.perf_counter(), []
+            started, losses, norms = time.perf_counter(), [], []
             for i in bar:
                 if self.step >= total:
                     break
@@ -156,6 +158,7 @@ class Trainer:
                                 gen)
                 stats = self.train_step(batch, self.cfg.lr * self._lr_factor(self.step, total))
                 losses.append(stats["loss"])
+                norms.append(stats["grad_norm"])
                 bar.set_postfix(loss=f"{stats['loss']:.4f}", gnorm=f"{stats['grad_norm']:.2f}")
             self.epoch += 1
             metrics = self.evaluate(valid)
@@ -164,7 +167,8 @@ class Trainer:
             if is_best:
                 self.best = {**metrics, "epoch": self.epoch}
             self.history.append({"epoch": self.epoch, "train_loss": float(np.mean(losses)) if losses else None,
-                                 "seconds": time.perf_counter() - started, **metrics})
+                                 "seconds": time.perf_counter() - started, **metrics,
+                                 "step_loss": losses, "step_grad_norm": norms})  # per step; norms before clipping
             self._save(metrics, is_best)
             if self.progress:
                 shown = "".join(f"  {name} {metrics.get(name, float('nan')):.4f}" for name in self.task.report_metrics)
