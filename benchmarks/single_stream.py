@@ -1,11 +1,12 @@
-"""Single-thread cost of one live stream: frontend + model step + VAD segmenter, vs peers.
+"""Single-thread cost of one live stream: frontend + model step + the task's decoder, vs peers.
 
     python benchmarks/single_stream.py [--model vad-uni|FILE] [--seconds 20] [--repeats 5]
 
 Real-time factor = process CPU seconds per audio second on 1 thread (lower is better), per
 chunk size, for: the public ``Session`` (its default backend) and a one-stream ``Engine`` with
-each step backend (eager torch, TorchScript, onnxruntime), every one followed by the
-``Segmenter``; the split of the fastest into frontend (samples -> spectrum) / step / segmenter;
+each step backend (eager torch, TorchScript, onnxruntime), every one followed by the model's
+task decoder (VAD: the ``Segmenter``; digits: greedy CTC + end-of-speech); the split of the
+fastest into frontend (samples -> spectrum) / step / decoder ("segmenter" in the tables);
 and the peers when installed: Silero VAD (ONNX, 512-sample chunks, model call only) and WebRTC
 VAD (10 and 30 ms frames), as ratios to streamseq. Runs go round-robin and the minimum of
 ``--repeats`` counts, so load changes hit all alike. Writes ``benchmarks/results/single_stream.json``.
@@ -28,7 +29,7 @@ import torch
 from streamseq.models import load_model
 from streamseq.streaming.engine import Engine
 from streamseq.streaming.session import Session
-from streamseq.tasks.vad.postprocess import Segmenter
+from streamseq.tasks import get_task
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -53,20 +54,25 @@ def test_audio(seconds: float) -> np.ndarray:
     return (0.02 * rng.standard_normal(t.size) + 0.3 * burst * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
 
 
+def decoder(model):
+    """A new stream's decoder of ``model``'s task (VAD: its Segmenter over the speech column)."""
+    return get_task(model.task).decoder(model)
+
+
 def session_run(model, chunks):
-    session, seg = Session(model), Segmenter()
+    session, seg = Session(model), decoder(model)
     with torch.inference_mode():
         for c in chunks:
-            seg.push(session.accept(c, sample_rate=16000).values[:, 0])
+            seg.push(session.accept(c, sample_rate=16000).values)
 
 
 def engine_run(engine: Engine, chunks):
-    sid, seg = engine.open(), Segmenter()
+    sid, seg = engine.open(), decoder(engine.model)
     for c in chunks:
         engine.accept(sid, c, sample_rate=16000)
         out = engine.step().get(sid)
         if out is not None:
-            seg.push(out.values[:, 0])
+            seg.push(out.values)
     engine.close(sid)
 
 
@@ -86,7 +92,8 @@ def stage_runs(model, engine: Engine, chunks) -> dict:
     frontend = StreamingFrontend(model.feature_config)
     spectra = [engine._spectrum([frontend.accept_windows(c, sample_rate=16000)])[None] for c in chunks]
     h0 = initial_state(model)
-    probs = [engine._step(x, h0)[0][0, :, 0] if x.shape[1] else np.zeros(0, np.float32) for x in spectra]
+    n_out = model.config.n_outputs
+    values = [engine._step(x, h0)[0][0] if x.shape[1] else np.zeros((0, n_out), np.float32) for x in spectra]
 
     def frontend_only():
         fe = StreamingFrontend(model.feature_config)
@@ -100,9 +107,9 @@ def stage_runs(model, engine: Engine, chunks) -> dict:
                 _, h = engine._step(x, h)
 
     def segmenter_only():
-        seg = Segmenter()
-        for p in probs:
-            seg.push(p)
+        seg = decoder(model)
+        for v in values:
+            seg.push(v)
 
     return {"frontend": frontend_only, "step": step_only, "segmenter": segmenter_only}
 

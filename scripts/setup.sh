@@ -17,6 +17,7 @@ APT_PACKAGES=(
   libportaudio2 libasound2-data
   espeak-ng espeak-ng-data libespeak-ng1 flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
   asterisk-core-sounds-en-wav asterisk-moh-opsound-wav sound-theme-freedesktop
+  chromium
 )
 # setup="train" entries of PACKAGE_FILES (recordings, ffmpeg, music renderers and soundfonts,
 # TEN VAD's C++ runtime)

@@ -72,6 +72,8 @@ PACKAGE_FILES: dict[str, PackageFiles] = {p.key: p for p in (
                  "festival voice ked_diphone", "/usr/share/festival/voices/english/ked_diphone"),
     PackageFiles("festvox-us-slt-hts", "festvox-us-slt-hts", "/usr/share/festival/voices/*",
                  "festival voice cmu_us_slt_arctic_hts", "/usr/share/festival/voices/us/cmu_us_slt_arctic_hts"),
+    PackageFiles("chromium", "chromium", "/usr/bin/chromium", "Chromium, headless (the serve page test)",
+                 "/usr/bin/chromium", required=False),
     PackageFiles("portaudio", "libportaudio2", "*/libportaudio.so.2",
                  "PortAudio library (streamseq mic)", "/usr/lib/x86_64-linux-gnu/libportaudio.so.2", required=False),
     PackageFiles("alsa-conf", "libasound2-data", "*/alsa/alsa.conf",

@@ -11,6 +11,7 @@ from streamseq.version import __version__
 COMMANDS = {
     "process": "streamseq.cli.process",
     "mic": "streamseq.cli.mic",
+    "serve": "streamseq.cli.serve",
     "latency": "streamseq.cli.latency",
     "train": "streamseq.cli.train",
     "eval": "streamseq.cli.evaluate",
