@@ -259,12 +259,14 @@ def test_checkpoint_keeps_the_segmenter_settings_and_older_checkpoints_get_the_d
         vad.segmenter_config(old, {"threshold": 0.5})
 
 
-def test_shipped_models_load_with_the_default_segmenter():
-    vad = get_task("vad")
-    for name in pretrained_names():
+def test_shipped_models_load_with_their_tasks_default_segmenter():
+    names = pretrained_names()
+    assert {n.split("-")[0] for n in names} == {"vad", "digits"}
+    for name in names:
         model = load_model(name)
-        assert model.task == "vad" and model.labels == ["speech"]
-        assert vad.segmenter_config(model) == SegmenterConfig(), name
+        task = get_task(name.split("-")[0])
+        assert model.task == task.name and model.labels == task.labels, name
+        assert task.segmenter_config(model) == task.segmenter_config(model, task.default_task_config()), name
 
 
 def test_a_new_vad_model_stores_the_default_segmenter_settings(tmp_path):
