@@ -63,6 +63,7 @@ def test_export_json_records_what_a_deployment_needs(exported):
     assert meta["state_shape"] == [2, "B", 48 if model.config.cell == "lstm" else 24]
     assert ("h then c" in meta["state"]) == (model.config.cell == "lstm")
     assert meta["features"]["hop_length"] == 160 and meta["inputs"] == ["frames", "h"]
+    assert (meta["task"], meta["labels"], meta["task_config"]) == (model.task, model.labels, model.task_config)
     verified = [v for v in meta["max_abs_diff_vs_eager"].values() if v is not None]
     assert verified and max(verified) < 1e-5
 

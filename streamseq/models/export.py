@@ -315,7 +315,7 @@ def export(
         "empty_input": "n = 0 or B = 0: return empty values (B, n, C) and h unchanged without running "
                        "the graph (onnxruntime aborts the process on them)",
         "activation": model.config.activation,
-        "task": model.task, "labels": list(model.labels),
+        "task": model.task, "labels": list(model.labels), "task_config": dict(model.task_config),  # decoder settings
         "model": model.config.to_dict(), "features": model.feature_config.to_dict(),
         "max_abs_diff_vs_eager": checks,
     }
