@@ -338,7 +338,8 @@ class Chromium:
 @pytest.mark.slow
 def test_browser_page_shows_segments(server, models, tmp_path):
     """Chromium opens /, streams its fake microphone (the bundled recording) and shows uni segments
-    like `streamseq process` finds, each followed by the bi decision; a screenshot goes to docs/."""
+    like `streamseq process` finds, each followed by the bi decision. The page's screenshot goes to
+    $STREAMSEQ_SCREENSHOT when set (docs/serve_page.png is made so), else beside the test's files."""
     wav = tmp_path / "meeting_snippet.wav"
     audio, rate = sf.read(AUDIO, dtype="int16")
     sf.write(wav, audio, rate, subtype="PCM_16")
@@ -363,8 +364,7 @@ def test_browser_page_shows_segments(server, models, tmp_path):
         print("page shows", shown, "status", browser.eval("streamseq.status"))
         assert len(shown) >= len(reference) - 1 and all(s[2] for s in shown)
         shot = browser.call("Page.captureScreenshot", format="png")["data"]
-        (ROOT / "docs").mkdir(exist_ok=True)
-        (ROOT / "docs" / "serve_page.png").write_bytes(base64.b64decode(shot))
+        Path(os.environ.get("STREAMSEQ_SCREENSHOT", tmp_path / "serve_page.png")).write_bytes(base64.b64decode(shot))
         # the fake device starts the file when capture starts, give or take the first blocks
         offset = shown[0][0] - reference[0]["start"]
         for (start, end, _), want in zip(shown, reference, strict=False):
