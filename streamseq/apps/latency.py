@@ -52,7 +52,7 @@ from streamseq.models.checkpoint import load_model, pretrained_path, resolve_che
 from streamseq.models.recurrent import FrameModel
 from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session
 from streamseq.tasks import model_task, segmenting_task
-from streamseq.tasks.formats import rows_csv
+from streamseq.tasks.formats import percentile_ms, rows_csv
 from streamseq.tasks.vad.metrics import frame_metrics, roc_auc, segment_boundary_errors
 from streamseq.tasks.vad.postprocess import Segment, SegmentEvent, Segmenter, SegmenterConfig, segments_from_probs
 
@@ -124,7 +124,7 @@ def model_label(model: FrameModel) -> str:
     """``"uni +0 ms"``, ``"uni +100 ms"`` (output delay 10 frames) or ``"bi (utterance)"``."""
     if not model.streaming:
         return "bi (utterance)"
-    return f"uni +{lookahead_ms(model):g} ms"
+    return f"uni +{model.lookahead_ms:g} ms"
 
 
 def unique_label(label: str, taken: dict) -> str:
@@ -133,13 +133,6 @@ def unique_label(label: str, taken: dict) -> str:
     while out in taken:
         out, n = f"{label} #{n}", n + 1
     return out
-
-
-def lookahead_ms(model: FrameModel) -> float | None:
-    """Output delay in ms for a streaming model; None (whole utterance) for a bidirectional one."""
-    if not model.streaming:
-        return None
-    return 1000.0 * model.config.output_delay * model.feature_config.frame_shift_s
 
 
 def processor_for(model: FrameModel) -> StreamProcessor:
@@ -366,10 +359,6 @@ class LatencyRow:
     n_inserted: int
 
 
-def _pct(values: Sequence[float] | np.ndarray, q: float) -> float:
-    return float(np.percentile(values, q)) * 1000 if len(values) else float("nan")
-
-
 def summarize(model: str, measurements: Sequence[ClipMeasurement], labels: Sequence[np.ndarray],
               lookahead: float | None = None, threshold: float = 0.5) -> LatencyRow:
     """Pool one model's clips: delay percentiles, compute time, frame and segment accuracy."""
@@ -384,11 +373,14 @@ def summarize(model: str, measurements: Sequence[ClipMeasurement], labels: Seque
     mean_ms = lambda xs: float(np.mean(xs)) * 1000 if xs else float("nan")  # noqa: E731
     return LatencyRow(
         model=model, lookahead_ms=lookahead,
-        onset_p50_ms=_pct(pooled["onset_delays_s"], 50), onset_p90_ms=_pct(pooled["onset_delays_s"], 90),
-        offset_p50_ms=_pct(pooled["offset_delays_s"], 50), offset_p90_ms=_pct(pooled["offset_delays_s"], 90),
-        final_p50_ms=_pct(finals, 50), final_p90_ms=_pct(finals, 90),
-        chunk_p50_ms=_pct(chunks, 50), chunk_p99_ms=_pct(chunks, 99),
-        finish_p50_ms=_pct(finish, 50), rtf=(chunks.sum() + sum(finish)) / audio_s if audio_s else float("nan"),
+        onset_p50_ms=percentile_ms(pooled["onset_delays_s"], 50),
+        onset_p90_ms=percentile_ms(pooled["onset_delays_s"], 90),
+        offset_p50_ms=percentile_ms(pooled["offset_delays_s"], 50),
+        offset_p90_ms=percentile_ms(pooled["offset_delays_s"], 90),
+        final_p50_ms=percentile_ms(finals, 50), final_p90_ms=percentile_ms(finals, 90),
+        chunk_p50_ms=percentile_ms(chunks, 50), chunk_p99_ms=percentile_ms(chunks, 99),
+        finish_p50_ms=percentile_ms(finish, 50),
+        rtf=(chunks.sum() + sum(finish)) / audio_s if audio_s else float("nan"),
         roc_auc=roc_auc(probs, truth), f1=frame_metrics(probs, truth, threshold)["f1"],
         onset_error_ms=mean_ms(pooled["onset_errors_s"]), offset_error_ms=mean_ms(pooled["offset_errors_s"]),
         n_reference=sum(len(m.reference) for m in measurements),

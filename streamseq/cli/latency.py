@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"measuring {name} ...", file=sys.stderr)
         lat.warm_up(model)
         measured = lat.measure(model, clips, chunk, config)
-        rows.append(lat.summarize(name, measured, labels, lat.lookahead_ms(model)))
+        rows.append(lat.summarize(name, measured, labels, model.lookahead_ms))
         traces[name] = measured
     if args.oracle:
         measured = lat.measure(lambda y: lat.ReferenceProcessor(y), clips, chunk, config)

@@ -64,6 +64,14 @@ class FrameModel(nn.Module):
         if config.cell == "gru":
             self.register_load_state_dict_pre_hook(_rename_legacy_keys)
 
+    @property
+    def lookahead_ms(self) -> float | None:
+        """How far past a frame its output looks, ms: the output delay of a streaming model; None for a
+        bidirectional one, which sees the whole input."""
+        if not self.streaming:
+            return None
+        return 1000.0 * self.config.output_delay * self.feature_config.frame_shift_s
+
     def set_task(self, name: str, labels: Sequence[str], task_config: Mapping | None = None) -> None:
         """Mark the model as trained for task ``name`` with one output per label; ``task_config``
         holds the task's inference settings (e.g. VAD's segmenter thresholds), plain JSON-like values."""

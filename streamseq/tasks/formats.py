@@ -10,6 +10,8 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def json_text(result: dict, *, first: bool, many: bool) -> str:
     """One file's result: indented alone, one line per file when several share an output."""
@@ -36,6 +38,11 @@ def rows_csv(rows: Sequence[Any], row_type: type, path: str | os.PathLike) -> Pa
         for r in rows:
             writer.writerow({k: ("" if v is None else v) for k, v in asdict(r).items()})
     return path
+
+
+def percentile_ms(values: Sequence[float] | np.ndarray, q: float) -> float:
+    """The ``q``-th percentile of durations in seconds, in milliseconds; NaN for none."""
+    return float(np.percentile(values, q)) * 1000 if len(values) else float("nan")
 
 
 def band_order(band: str) -> tuple[int, float, str]:

@@ -21,7 +21,7 @@ from streamseq.features import FeatureConfig, compute_features
 from streamseq.models import FrameModel
 from streamseq.tasks import get_task
 from streamseq.tasks.digits.baselines import Recognizer
-from streamseq.tasks.digits.task import edit_distance
+from streamseq.tasks.digits.task import digit_scores
 from streamseq.tasks.formats import band_order
 
 SAMPLE_RATE = FeatureConfig().sample_rate  # of corpus splits: the feature rate, 16 kHz
@@ -76,11 +76,7 @@ def load_split(split_dir: Path) -> list[Clip]:
 
 
 def _scores(refs: list[str], hyps: list[str]) -> dict[str, float]:
-    edits = sum(edit_distance(r, h) for r, h in zip(refs, hyps, strict=True))
-    digits = sum(len(r) for r in refs)
-    return {"digit_error_rate": edits / digits if digits else float("nan"),
-            "string_accuracy": float(np.mean([r == h for r, h in zip(refs, hyps, strict=True)])),
-            "clips": len(refs), "digits": digits}
+    return {**digit_scores(refs, hyps), "clips": len(refs), "digits": sum(len(r) for r in refs)}
 
 
 def evaluate_recognizers(

@@ -40,8 +40,8 @@ from streamseq.models.recurrent import FrameModel
 from streamseq.streaming.outputs import FrameOutputs
 from streamseq.streaming.session import BufferedProcessor, Session
 from streamseq.tasks.digits.evaluate import SAMPLE_RATE, Clip, default_split, load_split
-from streamseq.tasks.digits.task import DigitsTask, edit_distance
-from streamseq.tasks.formats import band_order, rows_csv
+from streamseq.tasks.digits.task import DigitsTask, digit_scores
+from streamseq.tasks.formats import band_order, percentile_ms, rows_csv
 from streamseq.tasks.vad.postprocess import Segmenter
 
 __all__ = ["FILES", "ClipDigits", "DigitLatencyRow", "align", "default_split", "load_clips", "measure",
@@ -117,10 +117,6 @@ class ClipDigits:
         if self.final_s is None or not self.reference:
             return None
         return self.final_s - float(self.reference_ends_s[-1])
-
-    @property
-    def edits(self) -> int:
-        return edit_distance(self.reference, self.hypothesis)
 
 
 def _reference(meta: dict) -> tuple[str, np.ndarray]:
@@ -226,15 +222,6 @@ class DigitLatencyRow:
     endpointer: str = ""
 
 
-def _pct(values: Sequence[float] | np.ndarray, q: float) -> float:
-    return float(np.percentile(values, q)) * 1000 if len(values) else float("nan")
-
-
-def lookahead_ms(model: FrameModel) -> float | None:
-    """Output delay in ms of a streaming model; None (whole utterance) for a bidirectional one."""
-    return 1000.0 * model.config.output_delay * model.feature_config.frame_shift_s if model.streaming else None
-
-
 def summarize(name: str, measured: Sequence[ClipDigits], lookahead: float | None, band: str = "all",
               endpointer: str = "") -> DigitLatencyRow:
     """Pool clips: delay percentiles, digit error rate, string accuracy and compute."""
@@ -246,11 +233,12 @@ def summarize(name: str, measured: Sequence[ClipDigits], lookahead: float | None
     audio_s = sum(m.duration_s for m in measured)
     return DigitLatencyRow(
         model=name, lookahead_ms=lookahead, snr_band=band, clips=len(measured), digits=digits,
-        matched=len(delays), delay_p50_ms=_pct(delays, 50), delay_p90_ms=_pct(delays, 90),
-        final_p50_ms=_pct(finals, 50), final_p90_ms=_pct(finals, 90), no_endpoint=sum(m.no_endpoint for m in measured),
-        digit_error_rate=sum(m.edits for m in measured) / digits if digits else float("nan"),
-        string_accuracy=float(np.mean([m.reference == m.hypothesis for m in measured])) if measured else float("nan"),
-        chunk_p50_ms=_pct(chunks, 50), chunk_p99_ms=_pct(chunks, 99), finish_p50_ms=_pct(finish, 50),
+        matched=len(delays), delay_p50_ms=percentile_ms(delays, 50), delay_p90_ms=percentile_ms(delays, 90),
+        final_p50_ms=percentile_ms(finals, 50), final_p90_ms=percentile_ms(finals, 90),
+        no_endpoint=sum(m.no_endpoint for m in measured),
+        **digit_scores([m.reference for m in measured], [m.hypothesis for m in measured]),
+        chunk_p50_ms=percentile_ms(chunks, 50), chunk_p99_ms=percentile_ms(chunks, 99),
+        finish_p50_ms=percentile_ms(finish, 50),
         rtf=(chunks.sum() + sum(finish)) / audio_s if audio_s else float("nan"), endpointer=endpointer)
 
 
@@ -322,7 +310,7 @@ def run_report(models: Mapping[str, FrameModel], clips: Sequence[Clip], stream: 
     for name, model in models.items():
         if model.task != task.name:
             raise ValueError(f"model {name} is of task {model.task!r}; the digits report needs digits models")
-    uni = sorted((n for n, m in models.items() if m.streaming), key=lambda n: lookahead_ms(models[n]) or 0.0)
+    uni = sorted((n for n, m in models.items() if m.streaming), key=lambda n: models[n].lookahead_ms or 0.0)
     endpointer = uni[0] if uni else None
     measured: dict[str, list[ClipDigits]] = {}
     for name in uni + [n for n, m in models.items() if not m.streaming]:
@@ -330,7 +318,7 @@ def run_report(models: Mapping[str, FrameModel], clips: Sequence[Clip], stream: 
         ends = None if endpointer is None or models[name].streaming else endpoints(measured[endpointer], clips)
         measured[name] = measure(models[name], clips, stream, ends)
     rows = [r for name, model in models.items() for r in band_rows(
-        name, measured[name], lookahead_ms(model), "" if model.streaming else (endpointer or "clip end"))]
+        name, measured[name], model.lookahead_ms, "" if model.streaming else (endpointer or "clip end"))]
     config = task.segmenter_config(next(iter(models.values())))
     hours = sum(a.size for a, _ in clips) / SAMPLE_RATE / 3600
     header = (f"{len(clips)} clips ({hours:.2f} h) from `{source}`; chunks of {chunk_ms:g} ms; end of speech after "

@@ -8,7 +8,7 @@ digit string in a batch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,16 @@ def edit_distance(ref: str, hyp: str) -> int:
         for j, h in enumerate(hyp, 1):
             diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (r != h))
     return row[-1]
+
+
+def digit_scores(refs: Sequence[str], hyps: Sequence[str]) -> dict[str, float]:
+    """Pooled over clips: ``digit_error_rate`` (edits / reference digits) and ``string_accuracy`` (share of
+    clips whose string is exactly right); NaN where there are no reference digits or no clips."""
+    digits = sum(len(r) for r in refs)
+    edits = sum(edit_distance(r, h) for r, h in zip(refs, hyps, strict=True))
+    return {"digit_error_rate": edits / digits if digits else float("nan"),
+            "string_accuracy": (float(np.mean([r == h for r, h in zip(refs, hyps, strict=True)])) if refs
+                                else float("nan"))}
 
 
 class DigitsTask:
