@@ -80,6 +80,23 @@ def test_events_and_segments_are_independent_of_chunking(data, config):
 
 @settings(max_examples=150, deadline=None)
 @given(data=stream_and_partition(), config=configs)
+def test_bulk_runs_decide_exactly_as_frame_by_frame(data, config):
+    """push() consumes runs of frames that decide nothing in bulk; events and state must be those
+    of the frame-by-frame rule (Segmenter._step on every frame)."""
+    probs, bounds = data
+    stepped, frame_events = Segmenter(config), []
+    for p in probs.tolist():
+        stepped._step(p, frame_events)
+    bulk = Segmenter(config)
+    edges = [0, *bounds, len(probs)]
+    bulk_events = [e for a, b in pairwise(edges) for e in bulk.push(probs[a:b])]
+    assert bulk_events == frame_events
+    assert bulk.state == stepped.state
+    assert bulk.flush() == stepped.flush()
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=stream_and_partition(), config=configs)
 def test_events_alternate_and_segments_respect_limits(data, config):
     probs, _ = data
     segmenter = Segmenter(config)

@@ -235,6 +235,8 @@ class LivePipeline:
             (None: the uni model's own, from its checkpoint's task config).
         preroll_s: audio before the uni start boundary that the bi model also gets.
         history_s: recent audio kept for that (must cover the start decision delay + preroll).
+        session: the uni model's streaming state (None: a new ``Session(uni)``; ``streamseq serve``
+            passes one backed by its shared Engine).
         hook: called with each block before it is processed (tests use it to slow processing).
     """
 
@@ -246,6 +248,7 @@ class LivePipeline:
         segmenter: SegmenterConfig | None = None,
         preroll_s: float = 0.5,
         history_s: float = 2.0,
+        session: Session | None = None,
         hook: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         if not 0 <= preroll_s <= history_s:
@@ -256,7 +259,7 @@ class LivePipeline:
             raise ValueError(f"the uni model was trained for task {uni.task!r} but the bi model for {bi.task!r}; "
                              "pass two models of one task")
         self.uni, self.bi, self.hook = uni, bi, hook
-        self.session = Session(uni)  # raises for a non-streaming model
+        self.session = Session(uni) if session is None else session  # Session raises for a non-streaming model
         self.shift = uni.feature_config.frame_shift_s
         self.segmenter_config = (self.uni_task.segmenter_config(uni) if segmenter is None
                                  else replace(segmenter, frame_shift_s=self.shift))
@@ -272,7 +275,7 @@ class LivePipeline:
         self._open: _Open | None = None
         self._utterances = 0
         self._sum = LiveSummary()
-        self._delays = np.zeros(4)  # sum of uni frame delays, uni frames, same for bi (stream s)
+        self._delays: list[float] = [0.0, 0.0, 0.0, 0.0]  # sum of uni frame delays, uni frames, same for bi (stream s)
         self._started: float | None = None  # time.monotonic() of run() or the first block
         self._ended: float | None = None
         self._finished = False
@@ -351,8 +354,10 @@ class LivePipeline:
             if not block:  # the stream ended
                 events += self.decoding.finish(self.stream_s)
         now = self.stream_s
-        if len(out):
-            self._delays[:2] += (np.sum(now - (out.frames + 1) * self.shift), len(out))
+        n = len(out)
+        if n:  # the sum over its frames f of now - (f + 1) * shift
+            self._delays[0] += n * now - self.shift * (n * (out.start_frame + 1) + n * (n - 1) / 2)
+            self._delays[1] += n
         proc = time.perf_counter() - t0
         s = self._sum
         s.blocks += int(block)
@@ -430,7 +435,8 @@ class LivePipeline:
         ]
         times = origin_s + np.arange(len(probs)) * self.shift
         decided = self.stream_s
-        self._delays[2:] += (np.sum(decided - (times + self.shift)), len(probs))
+        self._delays[2] += float(np.sum(decided - (times + self.shift)))
+        self._delays[3] += len(probs)
         decision = BiDecision(
             opened.utterance, origin_s, times, probs, segments, seg.start_s, seg.end_s, decided,
             time.perf_counter() - t0,

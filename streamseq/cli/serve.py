@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing
 import signal
 import sys
@@ -67,6 +68,7 @@ def worker(args: argparse.Namespace, reuse_port: bool) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"streamseq serve: {exc}", file=sys.stderr)
         return 2
+    gc.freeze()  # modules and models live as long as the worker: later collections skip them
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -1,7 +1,8 @@
 """Incremental VAD post-processing: per-frame speech probabilities -> speech segments.
 
-One `Segmenter` serves streaming and offline use alike; it consumes frames one at a time
-internally, so segments and events do not depend on how the stream is chunked.
+One `Segmenter` serves streaming and offline use alike; it decides frame by frame (runs of
+frames that decide nothing are consumed in bulk, with the same result), so segments and events
+do not depend on how the stream is chunked.
 
 Rules (frame i covers [i * frame_shift_s, (i + 1) * frame_shift_s)):
   * speech starts at the first frame with prob >= onset and continues while prob >= offset;
@@ -156,11 +157,13 @@ class Segmenter:
 
     def __init__(self, config: SegmenterConfig = SegmenterConfig()) -> None:
         self.config = config
+        self._min_speech, self._min_silence = config.min_speech_frames, config.min_silence_frames
+        self._pad, self._max_segment = config.pad_frames, config.max_segment_frames
         self.reset()
 
     def reset(self) -> None:
         """Forget everything and start a new stream at frame 0."""
-        self.state = SegmenterState(recent=deque(maxlen=self.config.pad_frames))
+        self.state = SegmenterState(recent=deque(maxlen=self._pad))
 
     @property
     def frames_seen(self) -> int:
@@ -171,9 +174,43 @@ class Segmenter:
         """Consume speech probabilities, shape (n,), in [0, 1]; return the events they decide."""
         values = _validate_probs(probs)
         events: list[SegmentEvent] = []
-        for p in values.tolist():
-            self._step(p, events)
+        i, n = 0, len(values)
+        while i < n:  # runs of frames that decide nothing in bulk, the others one by one
+            i = self._skip_quiet(values, i)
+            if i < n:
+                self._step(values[i], events)
+                i += 1
         return events
+
+    def _skip_quiet(self, values: list[float], i: int) -> int:
+        """Consume the frames from ``values[i]`` on that decide nothing (no onset, confirmation, cut
+        or close), as :meth:`_step` would; return the index of the first that may decide (or the end)."""
+        st, n, first = self.state, len(values), i
+        if st.open_start is None:
+            onset = self.config.onset
+            while i < n and values[i] < onset:
+                i += 1
+        else:
+            offset, silence, end = self.config.offset, self._min_silence, st.speech_end
+            base = st.frames_seen - i + 1  # frames seen once values[i] is consumed, minus i
+            cut_from = st.open_start + self._max_segment + 1  # speech at this extent is cut
+            if not st.confirmed:  # speech at this extent confirms the start
+                cut_from = min(cut_from, st.open_start + self._min_speech)
+            while i < n:
+                if values[i] >= offset:
+                    if base + i >= cut_from:
+                        break
+                    end = base + i
+                elif base + i - end >= silence:
+                    break
+                i += 1
+            st.speech_end = end
+            st.probs.extend(values[first:i])
+        if i > first:
+            st.frames_seen += i - first
+            if self._pad:
+                st.recent.extend(values[max(first, i - self._pad) : i])
+        return i
 
     def flush(self) -> list[SegmentEvent]:
         """End the stream: close an open segment (dropped if shorter than min_speech_s).
@@ -183,7 +220,7 @@ class Segmenter:
         st = self.state
         events: list[SegmentEvent] = []
         if st.open_start is not None:
-            self._close(min(st.speech_end + self.config.pad_frames, st.frames_seen), events)
+            self._close(min(st.speech_end + self._pad, st.frames_seen), events)
         self.reset()
         return events
 
@@ -202,18 +239,18 @@ class Segmenter:
             if p >= cfg.offset:
                 st.speech_end = i + 1
                 self._on_speech(events)
-            elif st.frames_seen - st.speech_end >= cfg.min_silence_frames:
-                self._close(st.speech_end + cfg.pad_frames, events)
+            elif st.frames_seen - st.speech_end >= self._min_silence:
+                self._close(st.speech_end + self._pad, events)
         st.recent.append(p)
 
     def _on_speech(self, events: list[SegmentEvent]) -> None:
         """Confirm the open segment once long enough; cut it while longer than the maximum."""
-        cfg, st = self.config, self.state
+        st = self.state
         assert st.open_start is not None
-        if not st.confirmed and st.speech_end - st.open_start >= cfg.min_speech_frames:
+        if not st.confirmed and st.speech_end - st.open_start >= self._min_speech:
             st.confirmed = True
             events.append(self._event("start", st.padded_start))
-        while st.speech_end - st.open_start > cfg.max_segment_frames:
+        while st.speech_end - st.open_start > self._max_segment:
             self._cut(events)
 
     def _cut(self, events: list[SegmentEvent]) -> None:
@@ -251,12 +288,14 @@ class Segmenter:
         return SegmentEvent(kind, time, self.state.frames_seen, segment)
 
 
-def _validate_probs(probs: np.ndarray) -> np.ndarray:
+def _validate_probs(probs: np.ndarray) -> list[float]:
+    """``probs`` (n,) as a list of floats, checked: finite and in [0, 1]."""
     values = np.asarray(probs, dtype=np.float64)
     if values.ndim != 1:
         raise ValueError(f"expected probs of shape (n,), got shape {values.shape}")
-    if values.size == 0 or (values.min() >= 0.0 and values.max() <= 1.0):  # NaN fails this too
-        return values
+    out = values.tolist()  # checked as a list: cheaper than numpy for the few frames of a live block
+    if not out or (0.0 <= min(out) and max(out) <= 1.0 and math.isfinite(sum(out))):  # NaN fails the sum
+        return out
     if not np.all(np.isfinite(values)):
         bad = int(np.flatnonzero(~np.isfinite(values))[0])
         raise ValueError(f"expected finite probs, got {values[bad]} at index {bad}")
