@@ -181,6 +181,32 @@ def test_concurrent_streams_and_endpoints(server):
     assert "getUserMedia" in server.http("/")
 
 
+def test_digit_models_stream_partial_transcripts(tmp_path):
+    """With digits models the uni transcript grows digit by digit while the utterance goes on, ends as
+    `streamseq process` transcribes the same file, and the bi transcript comes only after the bi decision."""
+    spoken = tmp_path / "digits.wav"
+    subprocess.run(["espeak-ng", "-w", str(spoken), "four one five, two nine zero. six six seven eight"], check=True)
+    uni, bi = load_task_model("digits-uni"), load_task_model("digits-bi")
+    with ServerThread(StreamServer(uni, bi, ServeConfig(), names=("digits-uni", "digits-bi"))) as running:
+        events = stream_file(running.url, spoken)
+    reference = process_file(spoken, uni, ProcessOptions(model="digits-uni")).fields["utterances"]
+    segments = [e for e in events if e["type"] == "segment"]
+    assert len(segments) == len(reference) >= 1
+    for seg, want in zip(segments, reference, strict=True):
+        assert abs(seg["start_s"] - want["start"]) <= 0.01 and abs(seg["end_s"] - want["end"]) <= 0.01
+        mine = [(i, e) for i, e in enumerate(events) if e["type"] == "text" and e["utterance"] == seg["utterance"]]
+        partials = [e["text"] for _, e in mine if e["model"] == "uni" and not e["final"]]
+        assert all(len(b) == len(a) + 1 and b.startswith(a) for a, b in zip(["", *partials], partials, strict=False))
+        (closed,) = [i for i, e in enumerate(events) if e is seg]
+        (decided,) = [i for i, e in enumerate(events) if e["type"] == "bi" and e["utterance"] == seg["utterance"]]
+        assert all(i < closed for i, e in mine if not e["final"])
+        (uni_final,) = [(i, e) for i, e in mine if e["model"] == "uni" and e["final"]]
+        (bi_final,) = [(i, e) for i, e in mine if e["model"] == "bi"]
+        assert uni_final[1]["text"] == want["text"] == (partials[-1] if partials else "")
+        assert closed < uni_final[0] and closed < decided < bi_final[0] and bi_final[1]["final"]
+    assert any(e["type"] == "text" and not e["final"] for e in events), "no digit was streamed"
+
+
 BAD_HELLOS = [
     ("not json", 1008, "not JSON"),
     ('{"type": "hi"}', 1008, '"type": "hello"'),
@@ -371,6 +397,38 @@ def test_browser_page_shows_segments(server, models, tmp_path):
             assert abs(start - offset - want["start"]) <= 0.15 and abs(end - offset - want["end"]) <= 0.15
     finally:
         browser.close()
+
+
+@pytest.mark.slow
+def test_browser_page_shows_digit_transcripts(tmp_path):
+    """With digits models the page shows the uni partial transcript and, per utterance, the uni and bi
+    transcripts (Chromium's fake microphone plays a spoken digit string)."""
+    wav = tmp_path / "digits.wav"
+    subprocess.run(["espeak-ng", "-w", str(wav), "four one five, two nine zero. six six seven eight"], check=True)
+    uni, bi = load_task_model("digits-uni"), load_task_model("digits-bi")
+    flags = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-audio-capture={wav}%noloop"]
+    with ServerThread(StreamServer(uni, bi, ServeConfig(), names=("digits-uni", "digits-bi"))) as running:
+        browser = Chromium(f"http://127.0.0.1:{running.port}/", tmp_path / "profile", flags)
+        try:
+            deadline = time.monotonic() + 30
+            while browser.eval("typeof streamseqStart") != "function":
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            browser.eval("streamseqStart('mic')")
+            deadline, rows = time.monotonic() + 40, []
+            while time.monotonic() < deadline:
+                rows = browser.eval("[...document.querySelectorAll('#segments tr')].map(r => "
+                                    "[r.dataset.uniText ?? null, r.dataset.biText ?? null])")
+                if rows and all(u is not None and b is not None for u, b in rows) and any(u for u, _ in rows):
+                    break
+                time.sleep(0.5)
+            print("page shows", rows, "partial", browser.eval("streamseq.partial"))
+            assert rows and any(u for u, _ in rows) and all(b is not None for _, b in rows)
+            assert browser.eval("streamseq.partial") and browser.eval(
+                "getComputedStyle(document.querySelector('th.text')).display") == "table-cell"
+        finally:
+            browser.close()
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""``streamseq serve``: live VAD for many WebSocket streams, all stepped by one :class:`Engine`.
+"""``streamseq serve``: live VAD (or digits) for many WebSocket streams, all stepped by one :class:`Engine`.
 
 Protocol (one WebSocket per stream, at ``/ws``)::
 
@@ -8,6 +8,7 @@ Protocol (one WebSocket per stream, at ``/ws``)::
     client -> binary frames: interleaved little-endian PCM, any number of whole sample frames
     server -> {"type": "probs", "frame": f, "step": k, "p": [...]}    uni speech prob. of frames f, f+k, ...
               {"type": "start", ...} {"type": "segment", ...} {"type": "bi", ...}   (see _event_json)
+              {"type": "text", "model": "uni" | "bi", "text": "415", "final": false, ...}   digits models only
     client -> {"type": "end"}                                         (text: flush, then close 1000)
 
 Data flow: the WebSocket layer is picows (its frame parsing and writing are compiled; at 10

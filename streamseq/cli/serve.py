@@ -1,4 +1,4 @@
-"""``streamseq serve``: live VAD over WebSockets for many streams (see :mod:`streamseq.apps.serve`).
+"""``streamseq serve``: live VAD (or digits) over WebSockets for many streams (see :mod:`streamseq.apps.serve`).
 
 One process is one worker: one Engine steps all its streams. ``--workers N`` starts N worker
 processes on one port (SO_REUSEPORT: the kernel spreads new connections over them, and a
@@ -18,9 +18,10 @@ from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="live VAD over WebSockets: many streams, one batched engine per worker",
-                       description="Serve live VAD: one WebSocket per stream at /ws (JSON hello, then binary PCM "
-                                   "frames; JSON events back), a browser page at /, /healthz and /metrics.")
+    p = sub.add_parser("serve", help="live VAD or digits over WebSockets: many streams, one batched engine per worker",
+                       description="Serve live VAD (or digit recognition, with digits models): one WebSocket per "
+                                   "stream at /ws (JSON hello, then binary PCM frames; JSON events back), a browser "
+                                   "page at /, /healthz and /metrics.")
     p.add_argument("--model", default="vad-uni", metavar="M", help="streaming model (default: %(default)s)")
     p.add_argument("--bi", metavar="M", help="buffered model run after each utterance, e.g. vad-bi (default: none)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
