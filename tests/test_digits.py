@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import io
 import json
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from streamseq.tasks import get_task
 from streamseq.tasks.digits.data import CLIP_S, build_digits_corpus
 from streamseq.tasks.digits.decoder import DigitDecoder, decode
 from streamseq.tasks.digits.speech import _espeak, draw_params, say, say_human
-from streamseq.tasks.digits.task import ALIGN_WEIGHT, edit_distance
+from streamseq.tasks.digits.task import ALIGN_WEIGHT, align, edit_distance
 from streamseq.tasks.vad.postprocess import SegmenterConfig
 from streamseq.training.config import TrainConfig
 
@@ -213,6 +214,25 @@ def test_targets_mark_speech_and_each_digit_on_its_last_frame_and_batch_for_the_
     with pytest.raises(ValueError, match="two digits end on frame 29"):
         overlapping = {"digits": "12", "digit_times": [[0.1, 0.3], [0.15, 0.3]]}
         task.load_targets(Path("."), {"file": "x.flac", "meta": overlapping}, 250)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ref=st.text("0123456789", max_size=12), hyp=st.text("0123456789", max_size=12))
+def test_align_is_a_minimum_edit_alignment(ref, hyp):
+    """align() covers both strings in order at the Levenshtein cost (an independent recursion here)."""
+
+    @cache
+    def levenshtein(i: int, j: int) -> int:  # ref[:i] -> hyp[:j]
+        if not i or not j:
+            return i + j
+        return min(levenshtein(i - 1, j) + 1, levenshtein(i, j - 1) + 1,
+                   levenshtein(i - 1, j - 1) + (ref[i - 1] != hyp[j - 1]))
+
+    pairs = align(ref, hyp)
+    assert [i for i, _ in pairs if i is not None] == list(range(len(ref)))
+    assert [j for _, j in pairs if j is not None] == list(range(len(hyp)))
+    cost = sum(1 for i, j in pairs if i is None or j is None or ref[i] != hyp[j])
+    assert cost == edit_distance(ref, hyp) == levenshtein(len(ref), len(hyp))
 
 
 def test_metrics_count_digit_edits_against_the_reference():

@@ -40,11 +40,11 @@ from streamseq.models.recurrent import FrameModel
 from streamseq.streaming.outputs import FrameOutputs
 from streamseq.streaming.session import BufferedProcessor, Session
 from streamseq.tasks.digits.evaluate import SAMPLE_RATE, Clip, default_split, load_split
-from streamseq.tasks.digits.task import DigitsTask, digit_scores
+from streamseq.tasks.digits.task import DigitsTask, align, digit_scores
 from streamseq.tasks.formats import band_order, percentile_ms, rows_csv
 from streamseq.tasks.vad.postprocess import Segmenter
 
-__all__ = ["FILES", "ClipDigits", "DigitLatencyRow", "align", "default_split", "load_clips", "measure",
+__all__ = ["FILES", "ClipDigits", "DigitLatencyRow", "default_split", "load_clips", "measure",
            "pick_timeline_clip", "run_report", "summarize"]
 
 FILES = ("latency.md", "latency.csv", "latency-accuracy.png", "timeline.png")
@@ -67,30 +67,6 @@ class Processor(Protocol):
 
 
 Stream = Callable[[Processor, np.ndarray], Sequence[Arrival]]  # feed audio (N,) chunk by chunk, then finish
-
-
-def align(ref: str, hyp: str) -> list[tuple[int | None, int | None]]:
-    """A minimum edit alignment: ``(i, j)`` pairs in order, ``(i, None)`` a deletion of ``ref[i]``,
-    ``(None, j)`` an insertion of ``hyp[j]``, else a match (equal) or a substitution."""
-    n, m = len(ref), len(hyp)
-    cost = np.zeros((n + 1, m + 1), dtype=np.int64)
-    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1, cost[i - 1, j - 1] + (ref[i - 1] != hyp[j - 1]))
-    pairs: list[tuple[int | None, int | None]] = []
-    i, j = n, m
-    while i or j:
-        if i and j and cost[i, j] == cost[i - 1, j - 1] + (ref[i - 1] != hyp[j - 1]):
-            i, j = i - 1, j - 1
-            pairs.append((i, j))
-        elif i and cost[i, j] == cost[i - 1, j] + 1:
-            i -= 1
-            pairs.append((i, None))
-        else:
-            j -= 1
-            pairs.append((None, j))
-    return pairs[::-1]
 
 
 @dataclass

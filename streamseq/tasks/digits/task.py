@@ -31,14 +31,32 @@ SPEECH_WEIGHT = 1.0  # of the speech column's cross-entropy beside the CTC loss
 ALIGN_WEIGHT = 5.0  # of the cross-entropy of each digit on its word's last frame (alignment guide)
 
 
+def align(ref: str, hyp: str) -> list[tuple[int | None, int | None]]:
+    """A minimum edit alignment: ``(i, j)`` pairs in order, ``(i, None)`` a deletion of ``ref[i]``,
+    ``(None, j)`` an insertion of ``hyp[j]``, else a match (equal) or a substitution."""
+    n, m = len(ref), len(hyp)
+    cost = [list(range(m + 1))] + [[i] + [0] * m for i in range(1, n + 1)]  # (n + 1, m + 1) edit costs
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i][j] = min(cost[i - 1][j] + 1, cost[i][j - 1] + 1, cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]))
+    pairs: list[tuple[int | None, int | None]] = []
+    i, j = n, m
+    while i or j:
+        if i and j and cost[i][j] == cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
+            i, j = i - 1, j - 1
+            pairs.append((i, j))
+        elif i and cost[i][j] == cost[i - 1][j] + 1:
+            i -= 1
+            pairs.append((i, None))
+        else:
+            j -= 1
+            pairs.append((None, j))
+    return pairs[::-1]
+
+
 def edit_distance(ref: str, hyp: str) -> int:
-    """Levenshtein distance (substitutions, insertions, deletions) between two strings."""
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        diagonal, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (r != h))
-    return row[-1]
+    """Levenshtein distance (substitutions, insertions, deletions): the cost of :func:`align`."""
+    return sum(1 for i, j in align(ref, hyp) if i is None or j is None or ref[i] != hyp[j])
 
 
 def digit_scores(refs: Sequence[str], hyps: Sequence[str]) -> dict[str, float]:
