@@ -13,7 +13,7 @@ Data flow::
                                             decision times; onset/offset/final delays)
       -> summarize(label, measurements)     LatencyRow (one line of the report)
 
-A task may bring its own report instead (:func:`task_report`: ``streamseq/tasks/<name>/latency.py``,
+A task may bring its own report instead (:func:`task_report`: its ``latency_report`` method,
 e.g. digits: per-digit emission delays); this module then only feeds it the audio
 (:func:`stream_arrivals`). Models of a task without one get the segment report below.
 
@@ -38,8 +38,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from importlib import import_module
-from importlib.util import find_spec
 from pathlib import Path
 from types import ModuleType
 from typing import Protocol, runtime_checkable
@@ -51,7 +49,7 @@ from streamseq.features.config import FeatureConfig
 from streamseq.models.checkpoint import load_model, pretrained_path, resolve_checkpoint
 from streamseq.models.recurrent import FrameModel
 from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session
-from streamseq.tasks import model_task, segmenting_task
+from streamseq.tasks import ReportingTask, model_task, segmenting_task
 from streamseq.tasks.formats import percentile_ms, rows_csv
 from streamseq.tasks.vad.metrics import frame_metrics, roc_auc, segment_boundary_errors
 from streamseq.tasks.vad.postprocess import Segment, SegmentEvent, Segmenter, SegmenterConfig, segments_from_probs
@@ -105,8 +103,8 @@ def load_models(names: Sequence[str]) -> tuple[dict[str, FrameModel], list[str]]
 
 
 def task_report(model: FrameModel, what: str = "the model") -> ModuleType | None:
-    """The report of ``model``'s task, if it has its own: the module ``latency`` beside its task class
-    (``streamseq/tasks/<name>/latency.py``); None: the segment report of this module (VAD).
+    """The report of ``model``'s task, if it has its own (a :class:`~streamseq.tasks.base.ReportingTask`,
+    e.g. ``streamseq/tasks/digits/latency.py``); None: the segment report of this module (VAD).
 
     Such a module has ``FILES`` (what it writes), ``default_split(cache_dir)`` (the default data),
     ``load_clips(split_dir)`` (audio at ``SAMPLE_RATE`` Hz), ``pick_timeline_clip(clips)`` and
@@ -114,10 +112,8 @@ def task_report(model: FrameModel, what: str = "the model") -> ModuleType | None
     (returning an object with ``markdown``); ``stream(processor, audio)`` is :func:`stream_arrivals`
     at the chunk size.
     """
-    package = type(model_task(model, what)).__module__.rpartition(".")[0]
-    if not package:  # a task class defined at top level (a test's): no folder of its own
-        return None
-    return import_module(f"{package}.latency") if find_spec(f"{package}.latency") is not None else None
+    task = model_task(model, what)
+    return task.latency_report() if isinstance(task, ReportingTask) else None
 
 
 def model_label(model: FrameModel) -> str:

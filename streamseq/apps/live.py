@@ -2,8 +2,8 @@
 
 Both models must be of one task that segments the stream (:class:`~streamseq.tasks.SegmentingTask`,
 e.g. VAD); the task turns their outputs into per-frame speech scores and gives the Segmenter settings.
-A task that decodes more than segments brings its live decoding in ``streamseq/tasks/<name>/live.py``
-(:func:`task_decoding`; digits: the uni partial transcript and each utterance's final uni and bi
+A task that decodes more than segments brings its live decoding (its ``live_decoding`` method,
+:func:`task_decoding`; digits: the uni partial transcript and each utterance's final uni and bi
 transcripts); its events (:class:`TaskEvent`) come in decision order among the others.
 
 Data flow (the source's audio thread only queues blocks; everything here runs on one
@@ -35,10 +35,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from importlib import import_module
-from importlib.util import find_spec
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -47,7 +45,7 @@ from streamseq.audio.convert import to_mono_float32, validate_sample_rate
 from streamseq.audio.source import FileSource, MicrophoneSource
 from streamseq.models.recurrent import FrameModel
 from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session
-from streamseq.tasks import model_task, segmenting_task
+from streamseq.tasks import LiveDecodingTask, model_task, segmenting_task
 from streamseq.tasks.vad.postprocess import Segment, SegmentEvent, Segmenter, SegmenterConfig, segments_from_probs
 
 __all__ = ["BiDecision", "BlockUpdate", "LiveEvent", "LivePipeline", "LiveSummary", "SpeechStart", "TaskDecoding",
@@ -136,11 +134,20 @@ class TaskEvent(Protocol):
     """An event of a task's live decoding: a partial (``final`` False, uni only) or final ``text`` of
     utterance ``utterance`` (0: outside any utterance) by ``model`` ("uni" or "bi"), at ``decided_s``."""
 
-    model: str
-    utterance: int
-    text: str
-    final: bool
-    decided_s: float
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def utterance(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def final(self) -> bool: ...
+
+    @property
+    def decided_s(self) -> float: ...
 
     def line(self) -> str:
         """The event as one line of text (the plain view's)."""
@@ -148,8 +155,8 @@ class TaskEvent(Protocol):
 
 
 class TaskDecoding(Protocol):
-    """A task's live decoding beside the segments: ``LiveDecoding(uni, bi, segmenter)`` in the module
-    ``live`` beside the task class. The pipeline calls it in stream order:
+    """A task's live decoding beside the segments, from its ``live_decoding(uni, bi, segmenter)``
+    (:class:`~streamseq.tasks.base.LiveDecodingTask`). The pipeline calls it in stream order:
 
     * ``push(values (n, C), utterance, decided_s)``: the uni model's next outputs, cut at the segment
       decisions (``utterance``: the open one, or the next); ``decided_s(frames)``: stream time of a
@@ -163,25 +170,23 @@ class TaskDecoding(Protocol):
     Each returns its events; ``to_dict()`` gives what ``--json`` records.
     """
 
-    def push(self, values: np.ndarray, utterance: int, decided_s: Callable[[int], float]) -> list[TaskEvent]: ...
+    def push(self, values: np.ndarray, utterance: int, decided_s: Callable[[int], float]) -> Sequence[TaskEvent]: ...
 
-    def close(self, utterance: int, decided_s: float, end_s: float, at_stream_end: bool) -> list[TaskEvent]: ...
+    def close(self, utterance: int, decided_s: float, end_s: float, at_stream_end: bool) -> Sequence[TaskEvent]: ...
 
     def bi(self, utterance: int, values: np.ndarray, origin_s: float, decided_s: float, end_s: float,
-           compute_s: float) -> list[TaskEvent]: ...
+           compute_s: float) -> Sequence[TaskEvent]: ...
 
-    def finish(self, decided_s: float) -> list[TaskEvent]: ...
+    def finish(self, decided_s: float) -> Sequence[TaskEvent]: ...
 
     def to_dict(self) -> dict[str, Any]: ...
 
 
 def task_decoding(uni: FrameModel, bi: FrameModel | None, segmenter: SegmenterConfig) -> TaskDecoding | None:
-    """The live decoding of ``uni``'s task, if it has one (``LiveDecoding`` in ``streamseq/tasks/<name>/live.py``,
-    beside its task class); None: segments only (VAD)."""
-    package = type(model_task(uni, "the uni model")).__module__.rpartition(".")[0]
-    if not package or find_spec(f"{package}.live") is None:
-        return None
-    return import_module(f"{package}.live").LiveDecoding(uni, bi, segmenter)
+    """The live decoding of ``uni``'s task, if it has one (a :class:`~streamseq.tasks.base.LiveDecodingTask`);
+    None: segments only (VAD)."""
+    task = model_task(uni, "the uni model")
+    return task.live_decoding(uni, bi, segmenter) if isinstance(task, LiveDecodingTask) else None
 
 
 LiveEvent = BlockUpdate | SpeechStart | UniSegment | BiDecision | TaskEvent

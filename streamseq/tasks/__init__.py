@@ -1,7 +1,8 @@
 """Tasks: targets, losses, metrics, decoders and writers on top of the frame models.
 
 :data:`TASKS` is the registry, one line per task: ``name -> "module:Class"``, imported on first
-use. A task is added by its folder ``tasks/<name>/`` and one line here (tests add a temporary
+use. A task is added by its folder ``tasks/<name>/`` and one line here (optional capabilities, such as its
+own latency report or live decoding, are methods of its class: see :mod:`streamseq.tasks.base`) (tests add a temporary
 one with ``monkeypatch.setitem(TASKS, name, "module:Class")``).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from streamseq.tasks.base import Decoder, SegmentingTask, Task, Writers
+from streamseq.tasks.base import Decoder, LiveDecodingTask, ReportingTask, SegmentingTask, Task, Writers
 
 if TYPE_CHECKING:
     from streamseq.models.recurrent import FrameModel
@@ -49,4 +50,5 @@ def segmenting_task(model: FrameModel, what: str, needs: str) -> SegmentingTask:
     return task
 
 
-__all__ = ["TASKS", "Decoder", "SegmentingTask", "Task", "Writers", "get_task", "model_task", "segmenting_task"]
+__all__ = ["TASKS", "Decoder", "LiveDecodingTask", "ReportingTask", "SegmentingTask", "Task", "Writers", "get_task",
+           "model_task", "segmenting_task"]

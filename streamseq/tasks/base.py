@@ -21,6 +21,9 @@ import torch
 from streamseq.models.config import Activation
 
 if TYPE_CHECKING:  # type names only: tasks sit below training and beside the apps
+    from types import ModuleType
+
+    from streamseq.apps.live import TaskDecoding
     from streamseq.models.recurrent import FrameModel
     from streamseq.tasks.vad.postprocess import SegmenterConfig
     from streamseq.training.config import TrainConfig
@@ -129,6 +132,26 @@ class SegmentingTask(Protocol):
 
     def scores(self, model: FrameModel, values: np.ndarray) -> np.ndarray:
         """Per-frame scores ``(n,)`` in [0, 1] from ``model``'s activated outputs ``(n, C)``."""
+        ...
+
+
+@runtime_checkable
+class ReportingTask(Protocol):
+    """A capability: the task has its own latency report, used by ``streamseq latency`` instead of the
+    segment report (see :func:`streamseq.apps.latency.task_report` for what the module holds)."""
+
+    def latency_report(self) -> ModuleType:
+        """The module of the task's latency report (imported when asked for)."""
+        ...
+
+
+@runtime_checkable
+class LiveDecodingTask(Protocol):
+    """A capability: the task decodes more than segments live (digits: partial and final transcripts);
+    ``streamseq mic`` and ``streamseq serve`` run it beside the segments."""
+
+    def live_decoding(self, uni: FrameModel, bi: FrameModel | None, segmenter: SegmenterConfig) -> TaskDecoding:
+        """A new live decoding (:class:`~streamseq.apps.live.TaskDecoding`) for one stream of ``uni``."""
         ...
 
 

@@ -24,6 +24,9 @@ from streamseq.tasks.vad.metrics import roc_auc
 from streamseq.tasks.vad.postprocess import SETTINGS, SegmenterConfig, configure
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
+    from streamseq.apps.live import TaskDecoding
     from streamseq.models.recurrent import FrameModel
     from streamseq.training.config import TrainConfig
 
@@ -172,6 +175,18 @@ class DigitsTask:
     def scores(self, model: FrameModel, values: np.ndarray) -> np.ndarray:
         """The speech probability ``(n,)`` of each frame (the last output)."""
         return values[:, -1]
+
+    def latency_report(self) -> ModuleType:
+        """The digits latency report (:mod:`streamseq.tasks.digits.latency`): per-digit emission delays."""
+        from streamseq.tasks.digits import latency  # it imports this module
+
+        return latency
+
+    def live_decoding(self, uni: FrameModel, bi: FrameModel | None, segmenter: SegmenterConfig) -> TaskDecoding:
+        """The uni partial transcript and each utterance's uni and bi transcripts (:mod:`.live`)."""
+        from streamseq.tasks.digits.live import LiveDecoding
+
+        return LiveDecoding(uni, bi, segmenter)
 
     def decoder(self, model: FrameModel, overrides: Mapping[str, Any] | None = None) -> DigitDecoder:
         return DigitDecoder(self.segmenter_config(model, overrides), model.labels)
