@@ -11,7 +11,7 @@ each N opens N WebSocket clients on loopback; each sends the bundled recording a
 p99 < --target-ms and every stream got all its frames. Prints one row per N and the largest N held.
 
 On a shared machine the server gets only part of a core, so each row also gives the server's own
-CPU time per stream-second of audio (from /proc, websockets, JSON and decoding included) and the
+CPU time per stream-second of audio (from /proc: WebSocket frames, JSON and decoding included) and the
 streams one dedicated core would hold at that cost (``1 / cpu``, before headroom).
 """
 
