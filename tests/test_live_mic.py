@@ -50,6 +50,11 @@ PHRASES = [
 BOUNDARY_TOL_S = 0.1
 
 
+def default_ctrl_c() -> None:
+    """In the child, before exec: Ctrl-C handled as when started from a terminal. A child inherits an
+    ignored or blocked SIGINT from the test process, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -339,7 +344,8 @@ def test_ctrl_c_stops_cleanly_and_prints_the_summary(recording, energy, tmp_path
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamseq.cli.main", "mic", "--input", str(recording[0]), "--plain", "--json", str(out),
          "--model-uni", str(energy["uni"]), "--model-bi", str(energy["bi"])],
-        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_ctrl_c)
     assert proc.stdout is not None
     assert "streamseq mic" in proc.stdout.readline()  # the title: the stream has started
     time.sleep(1.5)

@@ -33,6 +33,13 @@ RECORDING = REPO / "examples" / "audio" / "meeting_snippet.flac"
 NEW = ("--threshold", "0", "--max-segment", "1")  # other settings: every second a segment
 
 
+def default_ctrl_c() -> None:
+    """In the child, before exec: Ctrl-C handled as when started from a terminal. A child inherits an
+    ignored or blocked SIGINT from the test process, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def streamseq(*args: object, timeout: float = 120) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "streamseq.cli.main", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
@@ -117,7 +124,8 @@ def test_rerun_after_ctrl_c_of_a_force_run_redoes_the_unfinished_files(tmp_path,
     before = {p: p.stat().st_mtime_ns for p in out.glob("[!.]*.json")}
     cmd = [sys.executable, "-m", "streamseq.cli.main", "process", *map(str, args), "--out", str(out), "--force",
            *NEW, "--quiet"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_ctrl_c)
     deadline = time.monotonic() + 60
     while all(p.stat().st_mtime_ns == t for p, t in before.items()) and proc.poll() is None:
         assert time.monotonic() < deadline, "the --force run rewrote nothing within 60 s"
