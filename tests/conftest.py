@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,13 @@ from streamseq.models.export import onnx_available
 needs_ort = pytest.mark.skipif(
     not onnx_available(), reason="onnx / onnxruntime not installed: pip install 'streamseq[export]'"
 )
+
+
+def default_ctrl_c() -> None:
+    """In the child, before exec: Ctrl-C handled as when started from a terminal. A child inherits an
+    ignored or blocked SIGINT from the test process, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def chunk(signal: np.ndarray, sizes: list[int]) -> list[np.ndarray]:

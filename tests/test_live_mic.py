@@ -29,6 +29,7 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import default_ctrl_c  # noqa: E402
 from streamseq import BufferedProcessor, Session, load_model  # noqa: E402
 from streamseq.apps.live import BiDecision, BlockUpdate, LivePipeline, UniSegment  # noqa: E402
 from streamseq.apps.live_view import LiveView, PlainView  # noqa: E402
@@ -48,13 +49,6 @@ PHRASES = [
     (0.8, "turn on the lights in the kitchen"), (4.0, "what is the weather like tomorrow"), (7.5, "stop the music")
 ]
 BOUNDARY_TOL_S = 0.1
-
-
-def default_ctrl_c() -> None:
-    """In the child, before exec: Ctrl-C handled as when started from a terminal. A child inherits an
-    ignored or blocked SIGINT from the test process, and Python then never raises KeyboardInterrupt."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 # --------------------------------------------------------------------------- fixtures

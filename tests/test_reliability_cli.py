@@ -21,7 +21,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import make_model, noisy_tone
+from conftest import default_ctrl_c, make_model, noisy_tone
 from streamseq.apps import WindowedProcessor
 from streamseq.apps.latency import ReferenceProcessor, measure, stream_arrivals
 from streamseq.apps.live import LivePipeline
@@ -31,13 +31,6 @@ from streamseq.models import ModelConfig, build_model, save_checkpoint
 REPO = Path(__file__).resolve().parents[1]
 RECORDING = REPO / "examples" / "audio" / "meeting_snippet.flac"
 NEW = ("--threshold", "0", "--max-segment", "1")  # other settings: every second a segment
-
-
-def default_ctrl_c() -> None:
-    """In the child, before exec: Ctrl-C handled as when started from a terminal. A child inherits an
-    ignored or blocked SIGINT from the test process, and Python then never raises KeyboardInterrupt."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def streamseq(*args: object, timeout: float = 120) -> subprocess.CompletedProcess:
