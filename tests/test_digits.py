@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from streamseq import load_model
 from streamseq.cli.main import main
-from streamseq.data.dataset import collate
 from streamseq.data.labels import HOP_S, speech_labels
 from streamseq.data.tts import list_voices, synthesize
 from streamseq.tasks import get_task
@@ -185,28 +184,6 @@ def test_process_writes_ctm_and_json_transcripts(trained, corpus, tmp_path, caps
 def test_the_digits_task_needs_its_own_validation_split(tmp_path):
     with pytest.raises(ValueError, match="pass --select-split valid"):
         get_task("digits").build_data(TrainConfig(task="digits"), tmp_path, 1, False)
-
-
-def test_training_crops_of_digits_start_and_end_between_words_never_inside_one():
-    task = get_task("digits")  # words on frames 10-29, 50-69 and 70-89 (two without a pause), 200-239
-    entry = {"file": "x.flac", "meta": {"digits": "9071", "digit_times": [[0.1, 0.3], [0.5, 0.7], [0.7, 0.9],
-                                                                           [2.0, 2.4]]}}
-    targets = task.load_targets(Path("."), entry, 250)
-    starts = task.crop_starts(targets, 250, 100).tolist()
-    words = [range(11, 30), range(51, 70), range(71, 90), range(201, 240)]  # cuts before these frames split a word
-    assert starts and all(not any(s in w or s + 100 in w for w in words) for s in starts)
-    assert 70 in starts and 0 in starts and 150 in starts and 10 in starts and 101 not in starts
-    assert set(range(90, 101)) <= set(starts)  # between words and crops ending in the pause before frame 200
-    assert task.crop_starts(targets, 250, 240).tolist() == list(range(11))  # no clean crop: any start
-    frames = torch.arange(250.0)[:, None].expand(250, 40)  # each frame holds its index
-    batch = collate([(frames, targets, {})] * 32, task, max_frames=100, generator=torch.Generator().manual_seed(0))
-    spans = {"9": (10, 30), "0": (50, 70), "7": (70, 90), "1": (200, 240)}
-    for b in range(32):
-        start = int(batch["frames"][b, 0, 0])
-        inside = "".join(d for d, (a, e) in spans.items() if start <= a and e <= start + 100)
-        assert all(e <= start or start + 100 <= a or d in inside for d, (a, e) in spans.items())
-        assert "".join(str(int(t) - 1) for t in batch["targets"][b, : batch["target_lengths"][b]]) == inside
-    assert len({int(batch["frames"][b, 0, 0]) for b in range(32)}) > 10  # still drawn at random
 
 
 # --------------------------------------------------------------------------- targets and loss

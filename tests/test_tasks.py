@@ -124,9 +124,6 @@ class BeepTask:
         assert int(rows[:, 1].max()) < n_frames
         return rows
 
-    def crop_starts(self, targets: torch.Tensor, n_frames: int, n: int) -> torch.Tensor:
-        return torch.arange(n_frames - n + 1)
-
     def crop_targets(self, targets: torch.Tensor, start: int, n: int) -> torch.Tensor:
         inside = (targets[:, 1] >= start) & (targets[:, 1] < start + n)
         return targets[inside] - torch.tensor([0, start])

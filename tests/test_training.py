@@ -13,7 +13,6 @@ from streamseq import load_model
 from streamseq.cli.main import build_parser
 from streamseq.data.dataset import FeatureSet, collate
 from streamseq.tasks import get_task
-from streamseq.training.augment import FREQ_MASK_BINS, TIME_MASK_FRAMES, augment, shift_bins
 from streamseq.training.config import TrainConfig
 from streamseq.training.trainer import Trainer
 
@@ -143,41 +142,3 @@ def test_a_run_interrupted_before_cells_existed_resumes(splits, tmp_path):
     for (name, a), b in zip(load_model(tmp_path / "last.pt").state_dict().items(),
                             resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
-
-
-# --------------------------------------------------------------------------- feature augmentation
-def test_mel_shift_moves_every_bin_of_a_clip_by_its_shift_and_repeats_the_edge():
-    frames = torch.arange(40.0).expand(2, 5, 40)  # bin i holds i
-    out = shift_bins(frames, torch.tensor([2, -3]))
-    assert out[0, :, :].tolist() == [[0, 0, *range(38)]] * 5
-    assert out[1, :, :].tolist() == [[*range(3, 40), 39, 39, 39]] * 5
-
-
-def test_masks_set_short_bands_and_spans_to_the_feature_mean_and_off_changes_nothing():
-    frames, mean = torch.randn(4, 300, 40), torch.full((40,), 7.0)
-    gen = torch.Generator().manual_seed(0)
-    assert augment(frames, mean, freq_shift=0, masks=0, generator=gen) is frames
-    assert torch.equal(gen.get_state(), torch.Generator().manual_seed(0).get_state())  # drew nothing
-    out = augment(frames, mean, freq_shift=0, masks=2, generator=gen)
-    masked = out == 7.0
-    assert masked.any() and torch.equal(out[~masked], frames[~masked])
-    for b in range(4):
-        bins = masked[b].all(0).nonzero().flatten()  # whole bins masked over time
-        spans = masked[b].all(1).nonzero().flatten()  # whole frames masked over the bins
-        assert len(bins) <= 2 * FREQ_MASK_BINS and len(spans) <= 2 * TIME_MASK_FRAMES
-        assert bool((masked[b] == (masked[b].all(0)[None, :] | masked[b].all(1)[:, None])).all())
-
-
-def test_training_with_augmentation_sees_augmented_frames_and_still_learns(splits, tmp_path):
-    train, valid = splits
-    trainer = Trainer(tiny(epochs=6, freq_shift=2, masks=2), get_task("vad"), tmp_path, progress=False)
-    before = trainer.evaluate(valid)["loss"]
-    seen, real_step = [], trainer.train_step
-    trainer.train_step = lambda batch, lr: (seen.append(batch["frames"]), real_step(batch, lr))[1]
-    best = trainer.fit(train, valid)
-    assert best["loss"] < before * 0.8
-    crops = torch.cat([f.reshape(-1, 40) for f in seen])  # every frame fed: rows of some training clip?
-    clips = {tuple(r) for f in train.frames for r in f.tolist()}
-    assert sum(tuple(r) not in clips for r in crops.tolist()) > 0.5 * len(crops)
-    with pytest.raises(ValueError, match="invalid training settings"):
-        tiny(masks=-1)

@@ -77,17 +77,16 @@ def collate(batch: list[tuple[torch.Tensor, torch.Tensor, dict]], task: Task, ma
     """Pad a list of items to ``frames (B, T, F)`` and ``lengths (B,)``, plus ``meta`` and the task's
     target entries (:meth:`~streamseq.tasks.Task.collate_targets`: ``targets``, ``target_lengths``, ...).
 
-    With ``max_frames`` (training), every item is cropped to ``min(max_frames, shortest item)`` frames
-    from a start drawn (with ``generator``) among the task's :meth:`~streamseq.tasks.Task.crop_starts`,
-    its targets by the task: equal lengths keep the GRU on its fast unpadded path.
+    With ``max_frames`` (training), every item is cropped at a random offset (drawn from
+    ``generator``) to ``min(max_frames, shortest item)`` frames, its targets by the task:
+    equal lengths keep the GRU on its fast unpadded path.
     """
     if max_frames is not None:
         max_frames = min(max_frames, min(f.shape[0] for f, _, _ in batch))
     frames, targets = [], []
     for f, t, _ in batch:
         if max_frames is not None and f.shape[0] > max_frames:
-            starts = task.crop_starts(t, f.shape[0], max_frames)
-            start = int(starts[int(torch.randint(0, len(starts), (1,), generator=generator))])
+            start = int(torch.randint(0, f.shape[0] - max_frames + 1, (1,), generator=generator))
             f, t = f[start : start + max_frames], task.crop_targets(t, start, max_frames)
         frames.append(f)
         targets.append(t)

@@ -93,10 +93,6 @@ class Task(Protocol):
         """One clip's targets from its manifest ``entry``; ``n_frames``: its feature frames."""
         ...
 
-    def crop_starts(self, targets: torch.Tensor, n_frames: int, n: int) -> torch.Tensor:
-        """The first frames a training crop of ``n`` of the clip's ``n_frames`` may start on (drawn uniformly)."""
-        ...
-
     def crop_targets(self, targets: torch.Tensor, start: int, n: int) -> torch.Tensor:
         """The targets of frames ``[start, start + n)`` of a clip (training crops)."""
         ...

@@ -24,8 +24,6 @@ class TrainConfig:
     max_steps: int = 0  # stop after this many optimiser steps in total (0: no cap)
     batch_size: int = 16
     max_frames: int = 1000  # training crops, in frames (10 s)
-    freq_shift: int = 0  # move each crop's mel bins by up to this many, up or down (training.augment; 0: off)
-    masks: int = 0  # SpecAugment: this many frequency and time masks per crop (training.augment; 0: off)
     lr: float = 3e-3
     weight_decay: float = 1e-2
     clip_norm: float = 1.0  # global gradient-norm bound; 0 disables clipping
@@ -45,8 +43,7 @@ class TrainConfig:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}; received {self.cell!r}")
         if self.kind == "bi" and self.output_delay:
             raise ValueError("output_delay is for uni models only")
-        if (self.clip_norm < 0 or self.lr <= 0 or self.batch_size < 1 or self.epochs < 1 or self.freq_shift < 0
-                or self.masks < 0):
+        if self.clip_norm < 0 or self.lr <= 0 or self.batch_size < 1 or self.epochs < 1:
             raise ValueError(f"invalid training settings: {self}")
         if self.select_split not in ("real", "valid") or (self.select_split == "real" and self.real_hours <= 0):
             raise ValueError(f"select_split must be 'valid', or 'real' with real_hours > 0; received "

@@ -117,20 +117,6 @@ class DigitsTask:
             targets[last, 1] = 1 + int(d)
         return targets
 
-    def crop_starts(self, targets: torch.Tensor, n_frames: int, n: int) -> torch.Tensor:
-        """Starts whose crop cuts no digit word at either edge (every start where none does).
-
-        A cut word would be label noise for CTC: its tail at the crop's start still counts as a digit
-        heard from a fragment, its head at the end is audio whose digit was dropped. A cut between
-        frames ``p - 1`` and ``p`` is clean at the clip's edges, where either frame is not speech, or
-        where a word ends on frame ``p - 1`` (the next one may follow without a pause)."""
-        speech, ends = targets[:, 0].bool(), targets[:, 1] > 0
-        clean = torch.ones(n_frames + 1, dtype=torch.bool)  # clean[p]: a cut before frame p
-        clean[1:-1] = ~speech[:-1] | ~speech[1:] | ends[:-1]
-        starts = torch.arange(n_frames - n + 1)
-        ok = clean[starts] & clean[starts + n]
-        return starts[ok] if bool(ok.any()) else starts
-
     def crop_targets(self, targets: torch.Tensor, start: int, n: int) -> torch.Tensor:
         return targets[start : start + n]
 

@@ -69,10 +69,6 @@ class VADTask:
             raise ValueError(f"{entry['file']}: {labels.shape[0]} label frames but {n_frames} feature frames")
         return labels
 
-    def crop_starts(self, targets: torch.Tensor, n_frames: int, n: int) -> torch.Tensor:
-        """Any frame: labels are per frame, so a crop cuts nothing it cannot keep."""
-        return torch.arange(n_frames - n + 1)
-
     def crop_targets(self, targets: torch.Tensor, start: int, n: int) -> torch.Tensor:
         return targets[start : start + n]
 
