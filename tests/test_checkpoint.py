@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 
 from conftest import make_model, noisy_tone
 from streamseq import CheckpointError, load_model
+from streamseq.cli.main import build_parser
+from streamseq.cli.train import config_from_args
 from streamseq.features import compute_features
 from streamseq.models import StreamingRNN, save_checkpoint
 from streamseq.models.checkpoint import FORMAT_VERSION, pretrained_path
 from streamseq.models.config import CELLS
+from streamseq.training.config import TrainConfig
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -83,3 +91,21 @@ def test_shipped_models_predate_cells_and_load_as_grus():
     payload = torch.load(pretrained_path("vad-uni"), weights_only=True)
     assert "cell" not in payload["model"] and any(k.startswith("gru.") for k in payload["state_dict"])
     assert load_model("vad-uni").config.cell == "gru"
+
+
+def test_every_shipped_model_records_the_settings_of_its_command_in_the_training_script():
+    """scripts/train_shipped_models.sh (with DRY_RUN=1 it prints its commands) trains every shipped
+    model, and each checkpoint's train_config is exactly what its command sets."""
+    root = Path(__file__).resolve().parents[1]
+    printed = subprocess.run(["bash", "scripts/train_shipped_models.sh"], cwd=root, env=os.environ | {"DRY_RUN": "1"},
+                             capture_output=True, text=True, check=True).stdout
+    parser, trained = build_parser(), set()
+    for line in printed.splitlines():
+        if line.startswith("== "):
+            continue
+        args = parser.parse_args(shlex.split(line)[1:])  # after the streamseq executable
+        name = args.install_as.stem
+        recorded = {**TrainConfig().to_dict(), **load_model(name).metadata["train_config"]}  # older: defaults
+        assert recorded == config_from_args(args).to_dict(), name
+        trained.add(name)
+    assert trained == {p.stem for p in pretrained_path("vad-uni").parent.glob("*.pt")}

@@ -36,6 +36,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of parsed ``train`` arguments: ``--config`` (if any), then the flags given."""
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    if args.config:
+        return TrainConfig.from_json(args.config, **overrides)
+    return TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+
+
 def run(args: argparse.Namespace) -> int:
     from streamseq.data.corpus import DEFAULT_CACHE
     from streamseq.data.dataset import FeatureSet
@@ -47,9 +56,7 @@ def run(args: argparse.Namespace) -> int:
         import torch.distributed as dist
 
         dist.init_process_group("gloo")
-    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
-    cfg = TrainConfig.from_json(args.config, **overrides) if args.config else TrainConfig(
-        **{k: v for k, v in overrides.items() if v is not None})
+    cfg = config_from_args(args)
     task = get_task(cfg.task)
     corpus = task.build_data(cfg, args.cache or DEFAULT_CACHE, jobs=os.cpu_count() or 1, progress=not args.quiet)
     feats = FeatureConfig(n_mels=cfg.n_mels)
