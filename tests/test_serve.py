@@ -181,14 +181,21 @@ def test_concurrent_streams_and_endpoints(server):
     assert "getUserMedia" in server.http("/")
 
 
-def test_digit_models_stream_partial_transcripts(tmp_path):
-    """With digits models the uni transcript grows digit by digit while the utterance goes on, ends as
-    `streamseq process` transcribes the same file, and the bi transcript comes only after the bi decision."""
-    spoken = tmp_path / "digits.wav"
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """A spoken digit string (espeak-ng), the digits-uni model, and a server of digits-uni with digits-bi."""
+    spoken = tmp_path_factory.mktemp("digits") / "digits.wav"
     subprocess.run(["espeak-ng", "-w", str(spoken), "four one five, two nine zero. six six seven eight"], check=True)
     uni, bi = load_task_model("digits-uni"), load_task_model("digits-bi")
     with ServerThread(StreamServer(uni, bi, ServeConfig(), names=("digits-uni", "digits-bi"))) as running:
-        events = stream_file(running.url, spoken)
+        yield spoken, uni, running
+
+
+def test_digit_models_stream_partial_transcripts(digits):
+    """With digits models the uni transcript grows digit by digit while the utterance goes on, ends as
+    `streamseq process` transcribes the same file, and the bi transcript comes only after the bi decision."""
+    spoken, uni, running = digits
+    events = stream_file(running.url, spoken)
     reference = process_file(spoken, uni, ProcessOptions(model="digits-uni")).fields["utterances"]
     segments = [e for e in events if e["type"] == "segment"]
     assert len(segments) == len(reference) >= 1
@@ -400,35 +407,32 @@ def test_browser_page_shows_segments(server, models, tmp_path):
 
 
 @pytest.mark.slow
-def test_browser_page_shows_digit_transcripts(tmp_path):
+def test_browser_page_shows_digit_transcripts(digits, tmp_path):
     """With digits models the page shows the uni partial transcript and, per utterance, the uni and bi
     transcripts (Chromium's fake microphone plays a spoken digit string)."""
-    wav = tmp_path / "digits.wav"
-    subprocess.run(["espeak-ng", "-w", str(wav), "four one five, two nine zero. six six seven eight"], check=True)
-    uni, bi = load_task_model("digits-uni"), load_task_model("digits-bi")
+    wav, _, running = digits
     flags = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
              f"--use-file-for-fake-audio-capture={wav}%noloop"]
-    with ServerThread(StreamServer(uni, bi, ServeConfig(), names=("digits-uni", "digits-bi"))) as running:
-        browser = Chromium(f"http://127.0.0.1:{running.port}/", tmp_path / "profile", flags)
-        try:
-            deadline = time.monotonic() + 30
-            while browser.eval("typeof streamseqStart") != "function":
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
-            browser.eval("streamseqStart('mic')")
-            deadline, rows = time.monotonic() + 40, []
-            while time.monotonic() < deadline:
-                rows = browser.eval("[...document.querySelectorAll('#segments tr')].map(r => "
-                                    "[r.dataset.uniText ?? null, r.dataset.biText ?? null])")
-                if rows and all(u is not None and b is not None for u, b in rows) and any(u for u, _ in rows):
-                    break
-                time.sleep(0.5)
-            print("page shows", rows, "partial", browser.eval("streamseq.partial"))
-            assert rows and any(u for u, _ in rows) and all(b is not None for _, b in rows)
-            assert browser.eval("streamseq.partial") and browser.eval(
-                "getComputedStyle(document.querySelector('th.text')).display") == "table-cell"
-        finally:
-            browser.close()
+    browser = Chromium(f"http://127.0.0.1:{running.port}/", tmp_path / "profile", flags)
+    try:
+        deadline = time.monotonic() + 30
+        while browser.eval("typeof streamseqStart") != "function":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        browser.eval("streamseqStart('mic')")
+        deadline, rows = time.monotonic() + 40, []
+        while time.monotonic() < deadline:
+            rows = browser.eval("[...document.querySelectorAll('#segments tr')].map(r => "
+                                "[r.dataset.uniText ?? null, r.dataset.biText ?? null])")
+            if rows and all(u is not None and b is not None for u, b in rows) and any(u for u, _ in rows):
+                break
+            time.sleep(0.5)
+        print("page shows", rows, "partial", browser.eval("streamseq.partial"))
+        assert rows and any(u for u, _ in rows) and all(b is not None for _, b in rows)
+        assert browser.eval("streamseq.partial") and browser.eval(
+            "getComputedStyle(document.querySelector('th.text')).display") == "table-cell"
+    finally:
+        browser.close()
 
 
 @pytest.mark.slow
