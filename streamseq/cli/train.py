@@ -36,7 +36,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig of parsed ``train`` arguments: ``--config`` (if any), then the flags given."""
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
