@@ -12,7 +12,8 @@ p99 < --target-ms and every stream got all its frames. Prints one row per N and 
 
 On a shared machine the server gets only part of a core, so each row also gives the server's own
 CPU time per stream-second of audio (from /proc: WebSocket frames, JSON and decoding included) and the
-streams one dedicated core would hold at that cost (``1 / cpu``, before headroom).
+streams one dedicated core would hold at that cost (``1 / cpu``, before headroom), and the clients'
+own CPU share over the run (near 100 % the load generator, not the server, is what runs out).
 """
 
 from __future__ import annotations
@@ -121,12 +122,14 @@ def main() -> None:
         print(f"server: one worker{' on CPU ' + args.server_cpu if args.server_cpu else ''}; clients: "
               f"{args.duration:g} s of real-time audio each in {args.block_ms} ms blocks")
         print(f"{'streams':>7} | {'failed':>6} | {'complete':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} | "
-              f"{'tick p99 ms':>11} | {'server CPU ms/stream-s':>22} | {'streams/core':>12}")
+              f"{'tick p99 ms':>11} | {'server CPU ms/stream-s':>22} | {'streams/core':>12} | {'client CPU':>10}")
         rows, held = [], 0
         for n in args.streams:
-            cpu0 = cpu_seconds(server.pid)
+            cpu0, client0 = cpu_seconds(server.pid), cpu_seconds(os.getpid())
+            t0 = time.monotonic()
             row = asyncio.run(one_run(url, n, audio, block))
             row["server_cpu_per_stream_s"] = (cpu_seconds(server.pid) - cpu0) / (n * args.duration)
+            row["client_cpu_share"] = (cpu_seconds(os.getpid()) - client0) / (time.monotonic() - t0)
             row["streams_per_core"] = 1 / row["server_cpu_per_stream_s"]
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
                 metrics = dict(line.split() for line in response.read().decode().splitlines())
@@ -135,7 +138,8 @@ def main() -> None:
             error = f"  {row['error']}" if row["error"] else ""
             print(f"{n:>7} | {row['failed']:>6} | {row['complete']:>8} | {row['p50_ms']:>7.1f} | "
                   f"{row['p99_ms']:>7.1f} | {row['max_ms']:>7.1f} | {row['tick_p99_ms']:>11.1f} | "
-                  f"{row['server_cpu_per_stream_s'] * 1e3:>22.2f} | {row['streams_per_core']:>12.0f}{error}",
+                  f"{row['server_cpu_per_stream_s'] * 1e3:>22.2f} | {row['streams_per_core']:>12.0f} | "
+                  f"{row['client_cpu_share']:>10.0%}{error}",
                   flush=True)
             if row["failed"] == 0 and row["complete"] == n and row["p99_ms"] < args.target_ms:
                 held = max(held, n)

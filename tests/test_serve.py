@@ -18,7 +18,9 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -31,6 +33,7 @@ from streamseq.apps.serve import ServeConfig, StreamServer
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT / "examples" / "audio" / "meeting_snippet.flac"
+T = TypeVar("T")
 
 
 class ServerThread:
@@ -57,6 +60,12 @@ class ServerThread:
     def __exit__(self, *exc: object) -> None:
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(30)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the server's event loop (transports may only be touched from there)."""
+        async def run() -> T:
+            return fn()
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
 
     @property
     def url(self) -> str:
@@ -292,6 +301,34 @@ def test_vanished_client_and_idle_timeout(server):
     while server.metrics()["streamseq_streams_open"] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert server.metrics()["streamseq_streams_open"] == 0
+
+
+def test_client_that_stops_reading_is_dropped_with_4008_while_others_go_on(models):
+    """A client that sends audio but never reads its events: once its socket buffers are full, its
+    events wait in the server's backlog; past ``max_pending_events`` the connection is dropped and
+    counted under 4008, and a stream alongside still gets all its events and a clean close."""
+    config = ServeConfig(max_pending_events=20, max_messages_per_s=10_000)
+    with ServerThread(StreamServer(models[0], None, config)) as running:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow link: small buffers end to end
+        sock.connect(("127.0.0.1", running.port))
+        with connect(running.url, sock=sock, max_queue=1) as stalled:  # reads one event, then stops reading
+            stream = hello(stalled)["stream"]
+            transport = running.server.streams[stream].transport.underlying_transport
+            server_sock = running.call(lambda: transport.get_extra_info("socket"))
+            server_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            good: list[dict] = []
+            alongside = threading.Thread(target=lambda: good.extend(stream_file(running.url, AUDIO)))
+            alongside.start()
+            block, deadline = np.zeros(16000, "<i2").tobytes(), time.monotonic() + 60
+            with pytest.raises(ConnectionClosed):  # the server drops the connection
+                while time.monotonic() < deadline:
+                    stalled.send(block)
+            alongside.join(60)
+        assert running.metrics()['streamseq_closed_total{code="4008"}'] == 1
+        assert any(e["type"] == "segment" for e in good)
+        audio_frames = len(sf.read(AUDIO, dtype="int16")[0]) // 160
+        assert sum(len(e["p"]) for e in good if e["type"] == "probs") == audio_frames
 
 
 @pytest.mark.slow
