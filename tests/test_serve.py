@@ -327,8 +327,7 @@ def test_client_that_stops_reading_is_dropped_with_4008_while_others_go_on(model
             alongside.join(60)
         assert running.metrics()['streamseq_closed_total{code="4008"}'] == 1
         assert any(e["type"] == "segment" for e in good)
-        audio_frames = len(sf.read(AUDIO, dtype="int16")[0]) // 160
-        assert sum(len(e["p"]) for e in good if e["type"] == "probs") == audio_frames
+        assert sum(len(e["p"]) for e in good if e["type"] == "probs") == round(sf.info(AUDIO).duration / 0.01)
 
 
 @pytest.mark.slow
