@@ -43,11 +43,14 @@ def noisy_tone(seconds: float, rate: int = 16000, seed: int = 0, channels: int =
     return np.stack([x, 0.5 * x], axis=1) if channels else x
 
 
-def make_model(kind: str = "uni", delay: int = 0, seed: int = 0, hidden: int = 16, outputs: int = 1, cell: str = "gru"):
+def make_model(kind: str = "uni", delay: int = 0, seed: int = 0, hidden: int = 16, outputs: int = 1, cell: str = "gru",
+               normalization: str = "global"):
     """A small randomly initialised model whose normalisation comes from real features; a VAD model
-    (task "vad", output "speech") when it has one output."""
+    (task "vad", output "speech") when it has one output. A running normalisation gets a short time
+    constant (0.1 s) so that test signals of a fraction of a second exercise it."""
     torch.manual_seed(seed)
-    config = ModelConfig(kind=kind, cell=cell, hidden_size=hidden, output_delay=delay, n_outputs=outputs)
+    config = ModelConfig(kind=kind, cell=cell, hidden_size=hidden, output_delay=delay, n_outputs=outputs,
+                         normalization=normalization, norm_time_s=1.0 if normalization == "global" else 0.1)
     model = build_model(config, FeatureConfig())
     feats = compute_features(noisy_tone(1.0, seed=seed + 1))
     model.set_normalization(feats.mean(0), feats.std(0))

@@ -62,6 +62,17 @@ def test_each_stream_equals_a_separate_session_under_random_joins_leaves_and_chu
             assert np.abs(streamed.values - expected.values).max() < 1e-5
 
 
+@pytest.mark.parametrize("backend", ["eager", pytest.param("onnx", marks=needs_ort)])
+def test_streams_of_a_running_normalisation_model_equal_separate_sessions(backend):
+    model = make_model("uni", delay=2, hidden=32, normalization="global+running")
+    fed, got, rate_of = simulate(Engine(model, backend), seed=7)
+    for sid, outs in got.items():
+        streamed, expected = FrameOutputs.concat(outs), alone(model, fed[sid], rate_of[sid])
+        assert streamed.values.shape == expected.values.shape
+        if len(expected):
+            assert np.abs(streamed.values - expected.values).max() < 1e-5
+
+
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("backend", ["eager", "torchscript", pytest.param("onnx", marks=needs_ort)])
 def test_a_lone_stream_in_10ms_chunks_equals_a_session_with_every_backend(backend, cell):

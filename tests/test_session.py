@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 from conftest import chunk, make_model, noisy_tone
 from streamseq import BufferedProcessor, FrameOutputs, Session
 from streamseq.features import compute_features
-from streamseq.models.config import CELLS
+from streamseq.models.config import CELLS, NORMALIZATIONS
 
 MODELS = {(cell, delay): make_model("uni", delay=delay, hidden=8, cell=cell) for cell in CELLS for delay in (0, 3)}
+RUNNING = {(norm, delay): make_model("uni", delay=delay, hidden=8, normalization=norm)
+           for norm in NORMALIZATIONS for delay in (0, 3)}
 
 
 def offline(model, signal, rate=16000) -> np.ndarray:
@@ -46,6 +48,34 @@ def test_session_equals_offline_forward_for_any_chunking(cell, n, sizes, delay):
     assert streamed.values.shape == expected.shape
     assert np.abs(streamed.values - expected).max() < 1e-5
     assert streamed.start_frame == 0
+
+
+@pytest.mark.parametrize("norm", NORMALIZATIONS)
+@settings(max_examples=20, deadline=None)
+@given(
+    n=st.integers(1, 8000),
+    sizes=st.lists(st.one_of(st.integers(1, 3), st.integers(4, 700), st.integers(10000, 50000)),
+                   min_size=1, max_size=5),
+    delay=st.sampled_from([0, 3]),
+)
+def test_running_normalisation_streams_like_offline_for_any_chunking(norm, n, sizes, delay):
+    model = RUNNING[norm, delay]
+    signal = noisy_tone(0.5, seed=3)[:n]
+    streamed = run_session(Session(model), chunk(signal, sizes))
+    assert np.abs(streamed.values - offline(model, signal)).max() < 1e-5
+
+
+def test_running_normalisation_forgets_the_input_level_within_a_few_time_constants():
+    """Gain scales every mel energy alike, a constant shift in log-mel: the running mean absorbs it,
+    so once it has settled a "running" model answers a quiet copy as it answers the loud one; a
+    "global" model does not."""
+    signal = noisy_tone(1.5, seed=4)
+    for norm, settles in (("running", True), ("global", False)):
+        model = make_model("uni", hidden=8, normalization=norm)  # running mean time constant 0.1 s
+        loud, quiet = offline(model, signal), offline(model, signal * 0.05)  # -26 dB
+        late = slice(100, None)  # after 1 s, ten time constants (the GRU's memory of the start fades too)
+        assert (np.abs(loud[late] - quiet[late]).max() < 1e-3) == settles
+        assert np.abs(loud[:3] - quiet[:3]).max() > 1e-3  # at first both hear the level
 
 
 def test_session_equals_offline_at_44k_stereo():

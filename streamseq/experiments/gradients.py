@@ -42,7 +42,7 @@ def input_gradient_norms(model: FrameModel, task: Task, frames: torch.Tensor, ta
         raise ValueError(f"expected a causal model without output delay; received kind={model.config.kind!r}, "
                          f"output_delay={model.config.output_delay}")
     net = copy.deepcopy(model).double().eval()
-    x = net.normalize(frames.double()).detach().requires_grad_(True)  # (B, T, F)
+    x = net.normalize(frames.double())[0].detach().requires_grad_(True)  # (B, T, F)
     y, _ = net.rnn(x)  # (B, T, H)
     logits = net.head(y[:, -1:])  # (B, 1, C): the last frame only
     n = frames.shape[0]

@@ -9,6 +9,8 @@ ModelKind = Literal["uni", "bi"]
 Cell = Literal["gru", "lstm", "rnn"]
 CELLS: tuple[Cell, ...] = ("gru", "lstm", "rnn")
 Activation = Literal["sigmoid", "log_softmax", "log_softmax_sigmoid", "identity"]
+Normalization = Literal["global", "running", "global+running"]
+NORMALIZATIONS: tuple[Normalization, ...] = ("global", "running", "global+running")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,12 @@ class ModelConfig:
         activation: maps logits to the values a session returns (task-dependent):
             ``"log_softmax_sigmoid"`` is log_softmax over every output but the last and a sigmoid on
             the last (CTC token log-probabilities plus one detection probability).
+        normalization: how raw log-mel frames are scaled before the recurrent layer: ``"global"``
+            (fixed training-set mean and std), ``"running"`` (minus a causal running mean per mel
+            bin, an exponential average with time constant ``norm_time_s`` that starts from the
+            training-set mean, over the same std) or ``"global+running"`` (both side by side, 2F
+            inputs). The running mean makes the model blind to level and steady spectral colour.
+        norm_time_s: time constant of the running mean, seconds.
     """
 
     kind: ModelKind = "uni"
@@ -37,6 +45,8 @@ class ModelConfig:
     n_outputs: int = 1
     output_delay: int = 0
     activation: Activation = "sigmoid"
+    normalization: Normalization = "global"
+    norm_time_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in ("uni", "bi"):
@@ -52,14 +62,25 @@ class ModelConfig:
                 raise ValueError(f"{name} must be >= 1; received {getattr(self, name)}")
         if self.activation not in ("sigmoid", "log_softmax", "log_softmax_sigmoid", "identity"):
             raise ValueError(f"unknown activation {self.activation!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}; "
+                             f"received {self.normalization!r}")
+        if not self.norm_time_s > 0:
+            raise ValueError(f"norm_time_s must be > 0 seconds; received {self.norm_time_s}")
         if self.activation == "log_softmax_sigmoid" and self.n_outputs < 3:
             raise ValueError(f"log_softmax_sigmoid needs >= 3 outputs (2+ tokens and a detection score); "
                              f"received {self.n_outputs}")
 
     @property
-    def state_size(self) -> int:
-        """S, the width of a stream's state ``(L, B, S)``: H, or 2H for an LSTM (``h`` then ``c``)."""
+    def cell_state_size(self) -> int:
+        """The recurrent cell's part of a stream's state: H, or 2H for an LSTM (``h`` then ``c``)."""
         return 2 * self.hidden_size if self.cell == "lstm" else self.hidden_size
+
+    @property
+    def state_size(self) -> int:
+        """S, the width of a stream's state ``(L, B, S)``: :attr:`cell_state_size`, plus F columns
+        for the running mean's deviation (in layer 0's row; zeros in the others) unless normalisation is global."""
+        return self.cell_state_size + (0 if self.normalization == "global" else self.n_inputs)
 
     def to_dict(self) -> dict:
         return asdict(self)

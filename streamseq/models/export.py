@@ -1,7 +1,7 @@
 """The streaming step as a deployable unit: TorchScript and ONNX export, and step runners.
 
 Dimension legend: B streams, n new frames, F log-mel bins, L layers, H hidden size, S state
-width (:attr:`ModelConfig.state_size`: H, or 2H for an LSTM), C outputs.
+width (:attr:`ModelConfig.state_size`: H, or 2H for an LSTM; F more with a running normalisation), C outputs.
 
 The exported step is everything a session runs on new frames of B independent streams::
 
@@ -9,7 +9,8 @@ The exported step is everything a session runs on new frames of B independent st
 
 with normalisation, recurrent layer (GRU, LSTM or RNN), head and output activation inside. The
 state ``h`` is one array per step whatever the cell: an LSTM's hidden and cell states travel
-packed on its last axis, ``h`` then ``c`` (:meth:`StreamingRNN.step` packs them). A stream starts
+packed on its last axis, ``h`` then ``c`` (:meth:`StreamingRNN.step` packs them), and a running
+normalisation's mean rides in F more columns of layer 0. A stream starts
 at ``h = 0`` (:func:`initial_state`). As with ``StreamingRNN.step``, an output delay of k frames is *not*
 inside: the first k values of a stream are warm-up, and k :meth:`FrameModel.padding_frames`
 flush the end (``export.json`` beside the files records k, the padding frame and the feature
@@ -53,10 +54,12 @@ OUTPUT_NAMES = ["values", "h_out"]
 ONNX_OPSET = 17
 _INSTALL_HINT = "pip install 'streamseq[export]' (onnx, onnxruntime)"
 _STATE_LAYOUT = {  # export.json "state": what h holds, by cell; zeros start a stream
-    "gru": "GRU hidden state h: (L, B, {H})",
-    "rnn": "RNN hidden state h: (L, B, {H})",
-    "lstm": "LSTM hidden and cell state packed on the last axis, h then c: h[..., :{H}] is h, h[..., {H}:] is c",
+    "gru": "GRU hidden state h: h[..., :{H}]",
+    "rnn": "RNN hidden state h: h[..., :{H}]",
+    "lstm": "LSTM hidden and cell state packed on the last axis, h then c: h[..., :{H}] is h, h[..., {H}:{S}] is c",
 }
+_RUNNING_LAYOUT = ("; then the running mean's deviation from the global mean, per mel bin: h[0, :, {S}:] "
+                   "(h[1:, :, {S}:] stay zero)")
 
 
 class StepModule(nn.Module):
@@ -92,6 +95,13 @@ class SpectrumStepModule(nn.Module):
 
     def forward(self, spectrum: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.step(log_mel_spectrum(spectrum, self.feature_config, self.fbank), h)
+
+
+def _state_layout(model: FrameModel) -> str:
+    """What ``h`` holds, in words, for export.json."""
+    cfg = model.config
+    layout = _STATE_LAYOUT[cfg.cell].format(H=cfg.hidden_size, S=cfg.cell_state_size)
+    return layout + ("" if cfg.normalization == "global" else _RUNNING_LAYOUT.format(S=cfg.cell_state_size))
 
 
 def _module(model: FrameModel, inputs: str) -> nn.Module:
@@ -131,6 +141,8 @@ def _quiet_export() -> Iterator[None]:
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         # h is an input of the graph, which is exactly what this warning asks for
         warnings.filterwarnings("ignore", message=r"Exporting a model to ONNX with a batch_size other than 1")
+        # slicing the running mean's columns out of h: the exporter merely declines to pre-compute it
+        warnings.filterwarnings("ignore", message=r"Constant folding - Only steps=1 can be constant folded")
         yield
 
 
@@ -308,7 +320,7 @@ def export(
                      "-> (values (B, n, C), h_out (L, B, S))",
         "inputs": ["frames", "h"], "outputs": OUTPUT_NAMES,
         "state_shape": [model.config.num_layers, "B", model.config.state_size],
-        "state": _STATE_LAYOUT[model.config.cell].format(H=model.config.hidden_size),
+        "state": _state_layout(model),
         "output_delay_frames": model.config.output_delay,
         "flush_padding_frames": model.config.output_delay,  # feed these at end of stream: last k outputs
         "padding_frame": model.padding_frames(1)[0].tolist(),  # (F,) raw frame that normalises to zero

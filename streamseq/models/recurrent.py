@@ -3,17 +3,21 @@
 Dimension legend: B batch, T frames, F features (log-mel bins), H hidden size, L layers,
 D directions, C outputs per frame, S state width (:attr:`ModelConfig.state_size`). Inputs are
 *raw* log-mel frames; each model normalises them with fixed global statistics it stores as
-buffers (saved in the checkpoint).
+buffers (saved in the checkpoint) and, if its config asks, a causal running mean per mel bin
+(:class:`RunningMean`, :attr:`ModelConfig.normalization`).
 
 The recurrent layer is ``nn.GRU``, ``nn.LSTM`` or ``nn.RNN`` (tanh), after ``config.cell``.
 A stream's state is ONE tensor ``(L, B, S)`` whatever the cell: the hidden state ``h`` for a
 GRU or RNN (S = H); for an LSTM its hidden and cell states packed side by side on the last
-axis, ``h`` then ``c`` (S = 2H). :meth:`StreamingRNN.step` packs and unpacks it, so sessions,
-the engine and exported steps carry one array per stream and never ask which cell it is.
+axis, ``h`` then ``c`` (S = 2H). A running normalisation adds F columns after those, where
+layer 0's row holds the running mean (the other rows stay zero). :meth:`StreamingRNN.step`
+packs and unpacks it, so sessions, the engine and exported steps carry one array per stream and
+never ask which cell or normalisation it is.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -32,6 +36,35 @@ def _rename_legacy_keys(module: nn.Module, state_dict: dict, prefix: str, *args:
     old = prefix + "gru."
     for key in [k for k in state_dict if k.startswith(old)]:
         state_dict[prefix + "rnn." + key[len(old):]] = state_dict.pop(key)
+
+
+class RunningMean(nn.Module):
+    """Causal exponential running mean per feature, as a deviation from the global mean:
+    ``d[t] = a d[t-1] + (1 - a) x[t]`` over centred frames ``x``, from ``d[-1] = 0`` (a new stream).
+
+    The recurrence runs as a frozen one-layer ReLU ``nn.RNN`` (weights ``(1 - a) I`` and ``a I``)
+    over ``x + OFFSET``: with every value positive the ReLU never bites, so it is the exact linear
+    recurrence, and it exports as one native recurrent node (TorchScript and ONNX) for any length.
+    """
+
+    OFFSET = 50.0  # > any |centred log-mel| (log(1e-6) floors the features at -13.8); inputs are clamped at -OFFSET
+
+    def __init__(self, features: int, decay: float) -> None:
+        super().__init__()
+        self.rnn = nn.RNN(features, features, 1, nonlinearity="relu", batch_first=True)
+        eye = torch.eye(features)
+        self.rnn.load_state_dict({"weight_ih_l0": (1.0 - decay) * eye, "weight_hh_l0": decay * eye,
+                                  "bias_ih_l0": torch.full((features,), (1.0 - decay) * self.OFFSET),
+                                  "bias_hh_l0": torch.zeros(features)})
+        self.requires_grad_(False)
+
+    def forward(self, centred: torch.Tensor, start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``centred (B, T, F)``, ``start (1, B, F)`` (the deviation before frame 0; None: zeros)
+        -> ``(d (B, T, F), d at the last frame (1, B, F))``."""
+        if start is None:
+            start = centred.new_zeros(1, centred.shape[0], centred.shape[2])
+        d, last = self.rnn(centred.clamp_min(-self.OFFSET), start + self.OFFSET)
+        return d - self.OFFSET, last - self.OFFSET
 
 
 class FrameModel(nn.Module):
@@ -56,8 +89,11 @@ class FrameModel(nn.Module):
         self.register_buffer("feat_mean", torch.zeros(config.n_inputs))
         self.register_buffer("feat_std", torch.ones(config.n_inputs))
         directions = 2 if config.kind == "bi" else 1
+        rnn_inputs = 2 * config.n_inputs if config.normalization == "global+running" else config.n_inputs
+        self.running_mean = None if config.normalization == "global" else RunningMean(
+            config.n_inputs, math.exp(-feature_config.frame_shift_s / config.norm_time_s))
         self.rnn = _LAYERS[config.cell](
-            config.n_inputs, config.hidden_size, config.num_layers,
+            rnn_inputs, config.hidden_size, config.num_layers,
             batch_first=True, bidirectional=directions == 2,
         )
         self.head = nn.Linear(config.hidden_size * directions, config.n_outputs)
@@ -85,11 +121,24 @@ class FrameModel(nn.Module):
         self.feat_mean.copy_(mean)
         self.feat_std.copy_(std.clamp_min(1e-3))
 
-    def normalize(self, frames: torch.Tensor) -> torch.Tensor:
-        return (frames - self.feat_mean) / self.feat_std
+    def normalize(
+        self, frames: torch.Tensor, start: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Raw frames ``(B, T, F)`` -> the recurrent layer's inputs ``(B, T, F or 2F)`` (see
+        :attr:`ModelConfig.normalization`), and the running mean's last deviation ``(1, B, F)``
+        (None with global normalisation). ``start`` ``(1, B, F)`` continues a running mean (None: a new stream)."""
+        centred = frames - self.feat_mean
+        if self.running_mean is None:
+            return centred / self.feat_std, None
+        deviation, last = self.running_mean(centred, start)
+        running = (centred - deviation) / self.feat_std
+        if self.config.normalization == "running":
+            return running, last
+        return torch.cat([centred / self.feat_std, running], dim=-1), last
 
     def padding_frames(self, count: int) -> torch.Tensor:
-        """``(count, F)`` raw frames that normalise to exactly zero (used to pad and flush)."""
+        """``(count, F)`` raw frames at the global mean, used to pad and flush (with global normalisation they
+        normalise to exactly zero)."""
         return self.feat_mean.expand(count, -1).clone()
 
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
@@ -102,12 +151,15 @@ class FrameModel(nn.Module):
             return torch.cat([torch.log_softmax(logits[..., :-1], dim=-1), torch.sigmoid(logits[..., -1:])], dim=-1)
         return logits
 
-    def _masked(self, frames: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-        x = self.normalize(frames)  # (B, T, F)
-        if lengths is None:
-            return x
-        valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]
-        return x * valid[..., None]
+    def _inputs(self, frames: torch.Tensor, lengths: torch.Tensor | None, pad: int = 0) -> torch.Tensor:
+        """Normalised inputs of a padded batch ``(B, T, F)``: frames past each item's length, and
+        ``pad`` more at the end, read as :meth:`padding_frames` (as a stream's flush feeds them)."""
+        if lengths is not None:
+            valid = torch.arange(frames.shape[1], device=frames.device)[None, :] < lengths.to(frames.device)[:, None]
+            frames = torch.where(valid[..., None], frames, self.feat_mean)
+        if pad:
+            frames = torch.cat([frames, self.feat_mean.expand(frames.shape[0], pad, -1)], dim=1)
+        return self.normalize(frames)[0]
 
 
 class StreamingRNN(FrameModel):
@@ -129,10 +181,7 @@ class StreamingRNN(FrameModel):
             ``(B, T, C)``; row t is the output for frame t, computed from frames ``<= t + k``.
         """
         k = self.config.output_delay
-        x = self._masked(frames, lengths)
-        if k:
-            x = torch.nn.functional.pad(x, (0, 0, 0, k))  # k zero (normalised) frames
-        y, _ = self.rnn(x)  # (B, T + k, H)
+        y, _ = self.rnn(self._inputs(frames, lengths, pad=k))  # (B, T + k, H): k padding frames at the end
         return self.head(y[:, k:])
 
     def step(
@@ -142,18 +191,27 @@ class StreamingRNN(FrameModel):
 
         Args:
             frames: ``(B, n, F)`` raw log-mel frames. state: ``(L, B, S)`` or None (start, zeros);
-                for an LSTM ``S = 2H``, ``h`` then ``c`` on the last axis (see the module doc).
+                for an LSTM ``S = 2H``, ``h`` then ``c`` on the last axis; a running normalisation's
+                mean in F more columns (see the module doc).
         Returns:
             ``(logits (B, n, C), state (L, B, S))``. With an output delay of k, the i-th logit of
             a stream's j-th step belongs to frame ``j - k`` (the first k are warm-up, discarded
             by sessions); feed :meth:`padding_frames` (k) at end of input to flush.
         """
-        hx: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = state
-        if state is not None and self.config.cell == "lstm":
-            h, c = state.chunk(2, dim=-1)  # (L, B, H) each
+        packed, start = state, None
+        if state is not None and self.running_mean is not None:  # the running mean rides after the cell's columns
+            cell = self.config.cell_state_size
+            packed, start = state[..., :cell].contiguous(), state[:1, :, cell:]
+        x, last = self.normalize(frames, start)
+        hx: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = packed
+        if packed is not None and self.config.cell == "lstm":
+            h, c = packed.chunk(2, dim=-1)  # (L, B, H) each
             hx = (h.contiguous(), c.contiguous())
-        y, hx = self.rnn(self.normalize(frames), hx)
-        return self.head(y), torch.cat(hx, dim=-1) if isinstance(hx, tuple) else hx
+        y, hx = self.rnn(x, hx)
+        new = torch.cat(hx, dim=-1) if isinstance(hx, tuple) else hx
+        if last is not None:  # the running mean's deviation rides in layer 0's last F columns
+            new = torch.cat([new, torch.nn.functional.pad(last, (0, 0, 0, 0, 0, self.config.num_layers - 1))], dim=-1)
+        return self.head(y), new
 
 
 class BidirectionalRNN(FrameModel):
@@ -166,7 +224,7 @@ class BidirectionalRNN(FrameModel):
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, T, F)`` raw frames + ``(B,)`` lengths -> ``(B, T, C)`` logits (padding ignored)."""
-        x = self._masked(frames, lengths)
+        x = self._inputs(frames, lengths)
         if lengths is None or bool((lengths == x.shape[1]).all()):
             y, _ = self.rnn(x)  # no padding: the (much faster) unpacked path
         else:

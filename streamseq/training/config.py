@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from streamseq.models.config import CELLS, Cell, ModelKind
+from streamseq.models.config import CELLS, NORMALIZATIONS, Cell, ModelKind, Normalization
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,8 @@ class TrainConfig:
     num_layers: int = 2
     output_delay: int = 0  # frames of lookahead (uni only)
     n_mels: int = 40
+    normalization: Normalization = "global"  # global, running or global+running (ModelConfig.normalization)
+    norm_time_s: float = 1.0  # time constant of the running mean
     epochs: int = 12
     max_steps: int = 0  # stop after this many optimiser steps in total (0: no cap)
     batch_size: int = 16
@@ -43,6 +45,9 @@ class TrainConfig:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}; received {self.cell!r}")
         if self.kind == "bi" and self.output_delay:
             raise ValueError("output_delay is for uni models only")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}; "
+                             f"received {self.normalization!r}")
         if self.clip_norm < 0 or self.lr <= 0 or self.batch_size < 1 or self.epochs < 1:
             raise ValueError(f"invalid training settings: {self}")
         if self.select_split not in ("real", "valid") or (self.select_split == "real" and self.real_hours <= 0):

@@ -48,7 +48,7 @@ class Trainer:
         model_cfg = ModelConfig(
             kind=cfg.kind, cell=cfg.cell, n_inputs=cfg.n_mels, hidden_size=cfg.hidden_size,
             num_layers=cfg.num_layers, n_outputs=len(task.labels), output_delay=cfg.output_delay,
-            activation=task.activation,
+            activation=task.activation, normalization=cfg.normalization, norm_time_s=cfg.norm_time_s,
         )
         self.model: FrameModel = build_model(model_cfg, FeatureConfig(n_mels=cfg.n_mels))
         self.model.set_task(task.name, task.labels, task.default_task_config())
