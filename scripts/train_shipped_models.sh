@@ -31,7 +31,7 @@ train_digits() {  # name, extra flags...
 names=("${@:-vad-uni vad-bi vad-uni-d5 vad-uni-d10 vad-uni-d20 vad-uni-d50 digits-uni digits-uni-d10 digits-bi}")
 for name in ${names[*]}; do
   case "$name" in
-    vad-uni) train vad-uni --kind uni ;;
+    vad-uni) train vad-uni --kind uni --normalization running ;;
     vad-bi) train vad-bi --kind bi ;;
     vad-uni-d*) train "$name" --kind uni --output-delay "${name#vad-uni-d}" ;;
     digits-uni) train_digits digits-uni --kind uni ;;

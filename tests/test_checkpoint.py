@@ -72,14 +72,16 @@ def test_loaded_uni_model_is_a_streaming_model(tmp_path):
     assert isinstance(load_model(save_checkpoint(make_model("uni"), tmp_path / "u.pt")), StreamingRNN)
 
 
-def test_a_checkpoint_written_before_cells_existed_loads_as_the_same_gru(tmp_path):
+def test_a_checkpoint_written_before_cells_and_running_normalisation_loads_as_the_same_gru(tmp_path):
     model = make_model("uni", delay=2, seed=5)
     payload = torch.load(save_checkpoint(model, tmp_path / "m.pt"), weights_only=True)
-    del payload["model"]["cell"]  # what every checkpoint written before ModelConfig.cell holds
+    for key in ("cell", "normalization", "norm_time_s"):  # what checkpoints written before these fields hold
+        del payload["model"][key]
     payload["state_dict"] = {k.replace("rnn.", "gru.", 1): v for k, v in payload["state_dict"].items()}
     torch.save(payload, tmp_path / "old.pt")
     loaded = load_model(tmp_path / "old.pt")
     assert loaded.config == model.config and loaded.config.cell == "gru" and isinstance(loaded.rnn, torch.nn.GRU)
+    assert loaded.config.normalization == "global" and loaded.running_mean is None
     for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     feats = compute_features(noisy_tone(0.3))[None]
@@ -87,10 +89,10 @@ def test_a_checkpoint_written_before_cells_existed_loads_as_the_same_gru(tmp_pat
         assert torch.equal(loaded(feats), model(feats))
 
 
-def test_shipped_models_predate_cells_and_load_as_grus():
-    payload = torch.load(pretrained_path("vad-uni"), weights_only=True)
-    assert "cell" not in payload["model"] and any(k.startswith("gru.") for k in payload["state_dict"])
-    assert load_model("vad-uni").config.cell == "gru"
+def test_shipped_models_load_as_grus_whether_written_before_cells_or_after():
+    for path in pretrained_path("vad-uni").parent.glob("*.pt"):
+        model = load_model(path)
+        assert model.config.cell == "gru" and isinstance(model.rnn, torch.nn.GRU), path.name
 
 
 def test_every_shipped_model_records_the_settings_of_its_command_in_the_training_script():

@@ -323,7 +323,7 @@ def export(
         "state": _state_layout(model),
         "output_delay_frames": model.config.output_delay,
         "flush_padding_frames": model.config.output_delay,  # feed these at end of stream: last k outputs
-        "padding_frame": model.padding_frames(1)[0].tolist(),  # (F,) raw frame that normalises to zero
+        "padding_frame": model.padding_frames(1)[0].tolist(),  # (F,) raw frame: the global mean
         "empty_input": "n = 0 or B = 0: return empty values (B, n, C) and h unchanged without running "
                        "the graph (onnxruntime aborts the process on them)",
         "activation": model.config.activation,
