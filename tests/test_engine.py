@@ -64,7 +64,7 @@ def test_each_stream_equals_a_separate_session_under_random_joins_leaves_and_chu
 
 @pytest.mark.parametrize("backend", ["eager", pytest.param("onnx", marks=needs_ort)])
 def test_streams_of_a_running_normalisation_model_equal_separate_sessions(backend):
-    model = make_model("uni", delay=2, hidden=32, normalization="global+running")
+    model = make_model("uni", delay=2, hidden=32, normalization="running")
     fed, got, rate_of = simulate(Engine(model, backend), seed=7)
     for sid, outs in got.items():
         streamed, expected = FrameOutputs.concat(outs), alone(model, fed[sid], rate_of[sid])

@@ -105,11 +105,11 @@ def test_in_memory_steps_of_every_backend_match_eager(backend, inputs, cell):
     assert max_abs_diff(model, step, batch=5, frames=9, inputs=inputs) < 1e-5
 
 
-@pytest.mark.parametrize("norm", ["running", "global+running"])
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("backend", ["torchscript", pytest.param("onnx", marks=needs_ort)])
-def test_running_normalisation_exports_inside_the_step(backend, norm):
-    model = make_model("uni", hidden=24, cell="lstm", normalization=norm)
-    assert model.config.state_size == 2 * 24 + 40  # the running mean's deviation rides in the state
+def test_running_normalisation_exports_inside_the_step(backend, cell):
+    model = make_model("uni", hidden=24, cell=cell, normalization="running")
+    assert model.config.state_size == model.config.cell_state_size + 40  # the running mean rides in the state
     for inputs in ("frames", "spectrum"):
         step = step_function(model, backend, threads=1, inputs=inputs)
         assert max_abs_diff(model, step, batch=5, frames=9, inputs=inputs) < 1e-5

@@ -9,8 +9,8 @@ ModelKind = Literal["uni", "bi"]
 Cell = Literal["gru", "lstm", "rnn"]
 CELLS: tuple[Cell, ...] = ("gru", "lstm", "rnn")
 Activation = Literal["sigmoid", "log_softmax", "log_softmax_sigmoid", "identity"]
-Normalization = Literal["global", "running", "global+running"]
-NORMALIZATIONS: tuple[Normalization, ...] = ("global", "running", "global+running")
+Normalization = Literal["global", "running"]
+NORMALIZATIONS: tuple[Normalization, ...] = ("global", "running")
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,10 @@ class ModelConfig:
             ``"log_softmax_sigmoid"`` is log_softmax over every output but the last and a sigmoid on
             the last (CTC token log-probabilities plus one detection probability).
         normalization: how raw log-mel frames are scaled before the recurrent layer: ``"global"``
-            (fixed training-set mean and std), ``"running"`` (minus a causal running mean per mel
-            bin, an exponential average with time constant ``norm_time_s`` that starts from the
-            training-set mean, over the same std) or ``"global+running"`` (both side by side, 2F
-            inputs). The running mean makes the model blind to level and steady spectral colour.
+            (minus the training-set mean, over its std) or ``"running"`` (then minus a causal
+            running mean per mel bin, an exponential average with time constant ``norm_time_s``
+            that starts at zero). The running mean makes the model blind to level and steady
+            spectral colour once it has settled.
         norm_time_s: time constant of the running mean, seconds.
     """
 

@@ -39,15 +39,15 @@ def _rename_legacy_keys(module: nn.Module, state_dict: dict, prefix: str, *args:
 
 
 class RunningMean(nn.Module):
-    """Causal exponential running mean per feature, as a deviation from the global mean:
-    ``d[t] = a d[t-1] + (1 - a) x[t]`` over centred frames ``x``, from ``d[-1] = 0`` (a new stream).
+    """Causal exponential running mean per feature: ``d[t] = a d[t-1] + (1 - a) x[t]`` from
+    ``d[-1] = start`` (zeros for a new stream), returned as ``x - d``.
 
     The recurrence runs as a frozen one-layer ReLU ``nn.RNN`` (weights ``(1 - a) I`` and ``a I``)
     over ``x + OFFSET``: with every value positive the ReLU never bites, so it is the exact linear
     recurrence, and it exports as one native recurrent node (TorchScript and ONNX) for any length.
     """
 
-    OFFSET = 50.0  # > any |centred log-mel| (log(1e-6) floors the features at -13.8); inputs are clamped at -OFFSET
+    OFFSET = 50.0  # inputs are globally normalised log-mel (a few units); clamped at -OFFSET, so never negative
 
     def __init__(self, features: int, decay: float) -> None:
         super().__init__()
@@ -58,13 +58,13 @@ class RunningMean(nn.Module):
                                   "bias_hh_l0": torch.zeros(features)})
         self.requires_grad_(False)
 
-    def forward(self, centred: torch.Tensor, start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``centred (B, T, F)``, ``start (1, B, F)`` (the deviation before frame 0; None: zeros)
-        -> ``(d (B, T, F), d at the last frame (1, B, F))``."""
+    def forward(self, x: torch.Tensor, start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x (B, T, F)``, ``start (1, B, F)`` (the mean before frame 0; None: zeros) ->
+        ``(x - d (B, T, F), d at the last frame (1, B, F))``."""
         if start is None:
-            start = centred.new_zeros(1, centred.shape[0], centred.shape[2])
-        d, last = self.rnn(centred.clamp_min(-self.OFFSET), start + self.OFFSET)
-        return d - self.OFFSET, last - self.OFFSET
+            start = x.new_zeros(1, x.shape[0], x.shape[2])
+        shifted, last = self.rnn(x.clamp_min(-self.OFFSET), start + self.OFFSET)  # d + OFFSET
+        return x - shifted + self.OFFSET, last - self.OFFSET
 
 
 class FrameModel(nn.Module):
@@ -89,11 +89,10 @@ class FrameModel(nn.Module):
         self.register_buffer("feat_mean", torch.zeros(config.n_inputs))
         self.register_buffer("feat_std", torch.ones(config.n_inputs))
         directions = 2 if config.kind == "bi" else 1
-        rnn_inputs = 2 * config.n_inputs if config.normalization == "global+running" else config.n_inputs
         self.running_mean = None if config.normalization == "global" else RunningMean(
             config.n_inputs, math.exp(-feature_config.frame_shift_s / config.norm_time_s))
         self.rnn = _LAYERS[config.cell](
-            rnn_inputs, config.hidden_size, config.num_layers,
+            config.n_inputs, config.hidden_size, config.num_layers,
             batch_first=True, bidirectional=directions == 2,
         )
         self.head = nn.Linear(config.hidden_size * directions, config.n_outputs)
@@ -124,17 +123,13 @@ class FrameModel(nn.Module):
     def normalize(
         self, frames: torch.Tensor, start: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Raw frames ``(B, T, F)`` -> the recurrent layer's inputs ``(B, T, F or 2F)`` (see
-        :attr:`ModelConfig.normalization`), and the running mean's last deviation ``(1, B, F)``
+        """Raw frames ``(B, T, F)`` -> the recurrent layer's inputs ``(B, T, F)`` (see
+        :attr:`ModelConfig.normalization`), and the running mean at the last frame ``(1, B, F)``
         (None with global normalisation). ``start`` ``(1, B, F)`` continues a running mean (None: a new stream)."""
-        centred = frames - self.feat_mean
+        x = (frames - self.feat_mean) / self.feat_std
         if self.running_mean is None:
-            return centred / self.feat_std, None
-        deviation, last = self.running_mean(centred, start)
-        running = (centred - deviation) / self.feat_std
-        if self.config.normalization == "running":
-            return running, last
-        return torch.cat([centred / self.feat_std, running], dim=-1), last
+            return x, None
+        return self.running_mean(x, start)
 
     def padding_frames(self, count: int) -> torch.Tensor:
         """``(count, F)`` raw frames at the global mean, used to pad and flush (with global normalisation they
@@ -210,7 +205,9 @@ class StreamingRNN(FrameModel):
         y, hx = self.rnn(x, hx)
         new = torch.cat(hx, dim=-1) if isinstance(hx, tuple) else hx
         if last is not None:  # the running mean's deviation rides in layer 0's last F columns
-            new = torch.cat([new, torch.nn.functional.pad(last, (0, 0, 0, 0, 0, self.config.num_layers - 1))], dim=-1)
+            rows = [1.0] + [0.0] * (self.config.num_layers - 1)  # (L, 1, 1) constant: one Mul in an exported step
+            first_row = torch.tensor(rows, dtype=last.dtype, device=last.device).view(-1, 1, 1)
+            new = torch.cat([new, last * first_row], dim=-1)
         return self.head(y), new
 
 

@@ -20,7 +20,7 @@ class TrainConfig:
     num_layers: int = 2
     output_delay: int = 0  # frames of lookahead (uni only)
     n_mels: int = 40
-    normalization: Normalization = "global"  # global, running or global+running (ModelConfig.normalization)
+    normalization: Normalization = "global"  # global or running (ModelConfig.normalization)
     norm_time_s: float = 1.0  # time constant of the running mean
     epochs: int = 12
     max_steps: int = 0  # stop after this many optimiser steps in total (0: no cap)
