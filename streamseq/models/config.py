@@ -79,7 +79,7 @@ class ModelConfig:
     @property
     def state_size(self) -> int:
         """S, the width of a stream's state ``(L, B, S)``: :attr:`cell_state_size`, plus F columns
-        for the running mean's deviation (in layer 0's row; zeros in the others) unless normalisation is global."""
+        for the running mean (in layer 0's row; zeros in the others) unless normalisation is global."""
         return self.cell_state_size + (0 if self.normalization == "global" else self.n_inputs)
 
     def to_dict(self) -> dict:

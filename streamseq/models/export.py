@@ -58,7 +58,7 @@ _STATE_LAYOUT = {  # export.json "state": what h holds, by cell; zeros start a s
     "rnn": "RNN hidden state h: h[..., :{H}]",
     "lstm": "LSTM hidden and cell state packed on the last axis, h then c: h[..., :{H}] is h, h[..., {H}:{S}] is c",
 }
-_RUNNING_LAYOUT = ("; then the running mean's deviation from the global mean, per mel bin: h[0, :, {S}:] "
+_RUNNING_LAYOUT = ("; then the running mean of the globally normalised frames, per mel bin: h[0, :, {S}:] "
                    "(h[1:, :, {S}:] stay zero)")
 
 

@@ -204,7 +204,7 @@ class StreamingRNN(FrameModel):
             hx = (h.contiguous(), c.contiguous())
         y, hx = self.rnn(x, hx)
         new = torch.cat(hx, dim=-1) if isinstance(hx, tuple) else hx
-        if last is not None:  # the running mean's deviation rides in layer 0's last F columns
+        if last is not None:  # the running mean rides in layer 0's last F columns
             rows = [1.0] + [0.0] * (self.config.num_layers - 1)  # (L, 1, 1) constant: one Mul in an exported step
             first_row = torch.tensor(rows, dtype=last.dtype, device=last.device).view(-1, 1, 1)
             new = torch.cat([new, last * first_row], dim=-1)
