@@ -47,7 +47,9 @@ class RunningMean(nn.Module):
     recurrence, and it exports as one native recurrent node (TorchScript and ONNX) for any length.
     """
 
-    OFFSET = 50.0  # inputs are globally normalised log-mel (a few units); clamped at -OFFSET, so never negative
+    # Globally normalised log-mel stays within a few units of zero (log(1e-6) floors the raw features), far
+    # above -OFFSET; an input below it would only hold the mean at -OFFSET for that frame.
+    OFFSET = 50.0
 
     def __init__(self, features: int, decay: float) -> None:
         super().__init__()
@@ -63,7 +65,7 @@ class RunningMean(nn.Module):
         ``(x - d (B, T, F), d at the last frame (1, B, F))``."""
         if start is None:
             start = x.new_zeros(1, x.shape[0], x.shape[2])
-        shifted, last = self.rnn(x.clamp_min(-self.OFFSET), start + self.OFFSET)  # d + OFFSET
+        shifted, last = self.rnn(x, start + self.OFFSET)  # d + OFFSET
         return x - shifted + self.OFFSET, last - self.OFFSET
 
 
@@ -195,8 +197,8 @@ class StreamingRNN(FrameModel):
         """
         packed, start = state, None
         if state is not None and self.running_mean is not None:  # the running mean rides after the cell's columns
-            cell = self.config.cell_state_size
-            packed, start = state[..., :cell].contiguous(), state[:1, :, cell:]
+            packed, means = state.split([self.config.cell_state_size, self.config.n_inputs], dim=-1)
+            packed, start = packed.contiguous(), means[:1]
         x, last = self.normalize(frames, start)
         hx: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = packed
         if packed is not None and self.config.cell == "lstm":
