@@ -141,8 +141,6 @@ def _quiet_export() -> Iterator[None]:
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         # h is an input of the graph, which is exactly what this warning asks for
         warnings.filterwarnings("ignore", message=r"Exporting a model to ONNX with a batch_size other than 1")
-        # slicing the running mean's columns out of h: the exporter merely declines to pre-compute it
-        warnings.filterwarnings("ignore", message=r"Constant folding - Only steps=1 can be constant folded")
         yield
 
 

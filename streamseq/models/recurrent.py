@@ -163,11 +163,16 @@ class StreamingRNN(FrameModel):
     """Unidirectional RNN (any cell) with optional output delay; ``step`` carries the state."""
 
     streaming = True
+    first_row: torch.Tensor  # (L, 1, 1) buffer: packs the running mean into layer 0's row of the state
 
     def __init__(self, config: ModelConfig, feature_config: FeatureConfig = FeatureConfig()) -> None:
         if config.kind != "uni":
             raise ValueError(f"StreamingRNN needs kind='uni'; received {config.kind!r}")
         super().__init__(config, feature_config)
+        # 1 for layer 0, 0 for the others; not saved (derived from the config), a constant in exported steps
+        first_row = torch.zeros(config.num_layers, 1, 1)
+        first_row[0] = 1.0
+        self.register_buffer("first_row", first_row, persistent=False)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Logits for every frame of a padded batch.
@@ -207,9 +212,7 @@ class StreamingRNN(FrameModel):
         y, hx = self.rnn(x, hx)
         new = torch.cat(hx, dim=-1) if isinstance(hx, tuple) else hx
         if last is not None:  # the running mean rides in layer 0's last F columns
-            rows = [1.0] + [0.0] * (self.config.num_layers - 1)  # (L, 1, 1) constant: one Mul in an exported step
-            first_row = torch.tensor(rows, dtype=last.dtype, device=last.device).view(-1, 1, 1)
-            new = torch.cat([new, last * first_row], dim=-1)
+            new = torch.cat([new, last * self.first_row], dim=-1)
         return self.head(y), new
 
 

@@ -48,6 +48,8 @@ class TrainConfig:
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}; "
                              f"received {self.normalization!r}")
+        if not self.norm_time_s > 0:  # before the corpus is built, not after
+            raise ValueError(f"norm_time_s must be > 0 seconds; received {self.norm_time_s}")
         if self.clip_norm < 0 or self.lr <= 0 or self.batch_size < 1 or self.epochs < 1:
             raise ValueError(f"invalid training settings: {self}")
         if self.select_split not in ("real", "valid") or (self.select_split == "real" and self.real_hours <= 0):
