@@ -46,10 +46,10 @@ def simulate(engine: Engine, seed: int, ticks: int = 100):
     return fed, got, rate_of
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell,norm", [*((cell, "global") for cell in CELLS), ("gru", "running")])
 @pytest.mark.parametrize("backend,delay", [("eager", 0), ("eager", 3), pytest.param("onnx", 2, marks=needs_ort)])
-def test_each_stream_equals_a_separate_session_under_random_joins_leaves_and_chunks(backend, delay, cell):
-    model = make_model("uni", delay=delay, hidden=32, cell=cell)
+def test_each_stream_equals_a_separate_session_under_random_joins_leaves_and_chunks(backend, delay, cell, norm):
+    model = make_model("uni", delay=delay, hidden=32, cell=cell, normalization=norm)
     engine = Engine(model, backend)
     fed, got, rate_of = simulate(engine, seed=delay)
     assert len(engine) == 0 and len(got) > 12
@@ -58,17 +58,6 @@ def test_each_stream_equals_a_separate_session_under_random_joins_leaves_and_chu
             assert b.start_frame == a.start_frame + len(a)  # consecutive, no gaps or repeats
         streamed, expected = FrameOutputs.concat(outs), alone(model, fed[sid], rate_of[sid])
         assert streamed.start_frame == 0 and streamed.values.shape == expected.values.shape
-        if len(expected):
-            assert np.abs(streamed.values - expected.values).max() < 1e-5
-
-
-@pytest.mark.parametrize("backend", ["eager", pytest.param("onnx", marks=needs_ort)])
-def test_streams_of_a_running_normalisation_model_equal_separate_sessions(backend):
-    model = make_model("uni", delay=2, hidden=32, normalization="running")
-    fed, got, rate_of = simulate(Engine(model, backend), seed=7)
-    for sid, outs in got.items():
-        streamed, expected = FrameOutputs.concat(outs), alone(model, fed[sid], rate_of[sid])
-        assert streamed.values.shape == expected.values.shape
         if len(expected):
             assert np.abs(streamed.values - expected.values).max() < 1e-5
 

@@ -12,6 +12,7 @@ import torch
 from streamseq import load_model
 from streamseq.cli.main import build_parser
 from streamseq.data.dataset import FeatureSet, collate
+from streamseq.models import build_model
 from streamseq.tasks import get_task
 from streamseq.training.config import TrainConfig
 from streamseq.training.trainer import Trainer
@@ -142,3 +143,26 @@ def test_a_run_interrupted_before_cells_existed_resumes(splits, tmp_path):
     for (name, a), b in zip(load_model(tmp_path / "last.pt").state_dict().items(),
                             resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_a_run_with_the_running_normalisation_writes_a_checkpoint_that_keeps_it(splits, tmp_path):
+    train, valid = splits
+    Trainer(tiny(epochs=1, normalization="running", norm_time_s=0.5), get_task("vad"), tmp_path,
+            progress=False).fit(train, valid)
+    model = load_model(tmp_path / "best.pt")
+    assert model.config.normalization == "running" and model.config.norm_time_s == 0.5
+    fresh = build_model(model.config, model.feature_config).running_mean
+    assert model.running_mean is not None and fresh is not None
+    trained = model.running_mean.state_dict()
+    for name, built in fresh.state_dict().items():
+        assert torch.equal(trained[name], built), name  # frozen: the optimiser (weight decay too) never touched it
+
+
+def test_training_settings_refuse_an_unknown_normalisation_and_a_time_constant_that_is_not_positive(capsys):
+    with pytest.raises(ValueError, match="normalization must be one of global, running; received 'pcen'"):
+        TrainConfig(normalization="pcen")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="norm_time_s must be > 0 seconds; received 0.0"):
+        TrainConfig(norm_time_s=0.0)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--normalization", "pcen", "--out", "run"])
+    assert "--normalization: invalid choice: 'pcen'" in capsys.readouterr().err
