@@ -523,7 +523,7 @@ def _is_end(message: str) -> bool:
 
 def _event_json(event: LiveEvent, decimate: int) -> dict[str, Any] | None:
     """A pipeline event as the JSON message the client gets (None: nothing to send); ``p`` is a
-    float64 array of probabilities rounded to 3 decimals, which orjson writes as short numbers."""
+    float32 array of probabilities rounded to 3 decimals, which orjson writes as short numbers."""
     r = _r
     if isinstance(event, BlockUpdate):
         if not len(event.probs):
@@ -532,8 +532,7 @@ def _event_json(event: LiveEvent, decimate: int) -> dict[str, Any] | None:
         p = event.probs[first - event.first_frame :: decimate]
         if not len(p):
             return None
-        return {"type": "probs", "frame": first, "step": decimate, "p": np.round(p.astype(np.float64), 3),
-                "stream_s": r(event.stream_s)}
+        return {"type": "probs", "frame": first, "step": decimate, "p": p.round(3), "stream_s": r(event.stream_s)}
     if isinstance(event, SpeechStart):
         return {"type": "start", "utterance": event.utterance, "start_s": r(event.start_s),
                 "decided_s": r(event.decided_s)}
