@@ -33,7 +33,6 @@ for name in ${names[*]}; do
   case "$name" in
     vad-uni) train vad-uni --kind uni --normalization running ;;
     vad-bi) train vad-bi --kind bi --normalization running ;;
-    vad-uni-d50) train vad-uni-d50 --kind uni --output-delay 50 ;;  # global normalisation: not retrained yet
     vad-uni-d*) train "$name" --kind uni --output-delay "${name#vad-uni-d}" --normalization running ;;
     digits-uni) train_digits digits-uni --kind uni ;;
     digits-bi) train_digits digits-bi --kind bi ;;
