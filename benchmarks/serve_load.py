@@ -1,7 +1,7 @@
 """How many real-time streams one ``streamseq serve`` worker holds: p99 event latency per stream count.
 
     python benchmarks/serve_load.py [--streams 50 100 200 400] [--duration 10] [--block-ms 100]
-                                    [--server-cpu 0] [--client-cpu 1] [--json FILE]
+                                    [--server-cpu 0] [--client-cpu 1] [--tick-ms 20] [--json FILE]
 
 Starts ``streamseq serve`` (one worker, pinned to --server-cpu with ``taskset`` when given), then for
 each N opens N WebSocket clients on loopback; each sends the bundled recording as int16 PCM in
@@ -44,6 +44,7 @@ def get_args() -> argparse.Namespace:
     p.add_argument("--server-cpu", help="taskset CPU list for the server (default: not pinned)")
     p.add_argument("--client-cpu", help="taskset CPU list for these clients (default: not pinned)")
     p.add_argument("--bi", help="also run this bi model after each utterance (default: none)")
+    p.add_argument("--tick-ms", type=float, help="the server's engine tick (default: the server's own, 20 ms)")
     p.add_argument("--json", type=Path, help="write the rows here")
     return p.parse_args()
 
@@ -110,7 +111,8 @@ def main() -> None:
     audio = np.tile(audio, int(np.ceil(args.duration * rate / len(audio))))[: int(args.duration * rate)]
     block = args.block_ms * 16
     cmd = [sys.executable, "-m", "streamseq.cli.main", "serve", "--port", "0", "--max-streams", "100000",
-           "--idle-timeout", "120"] + (["--bi", args.bi] if args.bi else [])
+           "--idle-timeout", "120"] + (["--bi", args.bi] if args.bi else []) + (
+           ["--tick-ms", str(args.tick_ms)] if args.tick_ms else [])
     if args.server_cpu:
         cmd = ["taskset", "-c", args.server_cpu] + cmd
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
@@ -119,7 +121,8 @@ def main() -> None:
         line = server.stdout.readline()
         port = int(line.split("127.0.0.1:")[1].split("/")[0])
         url = f"ws://127.0.0.1:{port}/ws"
-        print(f"server: one worker{' on CPU ' + args.server_cpu if args.server_cpu else ''}; clients: "
+        tick = f", {args.tick_ms:g} ms ticks" if args.tick_ms else ""
+        print(f"server: one worker{' on CPU ' + args.server_cpu if args.server_cpu else ''}{tick}; clients: "
               f"{args.duration:g} s of real-time audio each in {args.block_ms} ms blocks")
         print(f"{'streams':>7} | {'failed':>6} | {'complete':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} | "
               f"{'tick p99 ms':>11} | {'server CPU ms/stream-s':>22} | {'streams/core':>12} | {'client CPU':>10}")
