@@ -112,16 +112,18 @@ def main() -> None:
     block = args.block_ms * 16
     cmd = [sys.executable, "-m", "streamseq.cli.main", "serve", "--port", "0", "--max-streams", "100000",
            "--idle-timeout", "120"] + (["--bi", args.bi] if args.bi else []) + (
-           ["--tick-ms", str(args.tick_ms)] if args.tick_ms else [])
+           ["--tick-ms", str(args.tick_ms)] if args.tick_ms is not None else [])
     if args.server_cpu:
         cmd = ["taskset", "-c", args.server_cpu] + cmd
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
     try:
         assert server.stdout is not None
         line = server.stdout.readline()
+        if "127.0.0.1:" not in line:  # it refused its settings (its message is above) or died
+            sys.exit(f"serve_load: the server did not start (exit status {server.wait(30)}); see its message above")
         port = int(line.split("127.0.0.1:")[1].split("/")[0])
         url = f"ws://127.0.0.1:{port}/ws"
-        tick = f", {args.tick_ms:g} ms ticks" if args.tick_ms else ""
+        tick = f", {args.tick_ms:g} ms ticks" if args.tick_ms is not None else ""
         print(f"server: one worker{' on CPU ' + args.server_cpu if args.server_cpu else ''}{tick}; clients: "
               f"{args.duration:g} s of real-time audio each in {args.block_ms} ms blocks")
         print(f"{'streams':>7} | {'failed':>6} | {'complete':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} | "
