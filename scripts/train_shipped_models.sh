@@ -34,7 +34,7 @@ for name in ${names[*]}; do
     vad-uni) train vad-uni --kind uni --normalization running ;;
     vad-bi) train vad-bi --kind bi --normalization running ;;
     vad-uni-d*) train "$name" --kind uni --output-delay "${name#vad-uni-d}" --normalization running ;;
-    digits-uni) train_digits digits-uni --kind uni ;;
+    digits-uni) train_digits digits-uni --kind uni --normalization running ;;
     digits-bi) train_digits digits-bi --kind bi ;;
     digits-uni-d*) train_digits "$name" --kind uni --output-delay "${name#digits-uni-d}" ;;
     *) echo "unknown model $name" >&2; exit 2 ;;
