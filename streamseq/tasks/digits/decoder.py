@@ -131,9 +131,8 @@ class DigitDecoder:
             if b:
                 token, last = self.spike
                 if b == token and self.frame - last <= self.merge_frames + 1:  # the same spike goes on
-                    if self.digits and self.digits[-1][0] == self.labels[b]:
-                        first = self.digits[-1][1]
-                        self.digits[-1][2] = self.frame + 1 - first
+                    if self.digits:  # its digit is the open utterance's last (none if an end came between)
+                        self.digits[-1][2] = self.frame + 1 - self.digits[-1][1]
                 else:
                     digit, score = self.labels[b], float(np.exp(row[b]))
                     self.digits.append([digit, self.frame, 1, score])
