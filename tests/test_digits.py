@@ -22,16 +22,16 @@ from streamseq.cli.main import main
 from streamseq.data.labels import HOP_S, speech_labels
 from streamseq.data.tts import list_voices, synthesize
 from streamseq.tasks import get_task
-from streamseq.tasks.digits.data import CLIP_S, build_digits_corpus
+from streamseq.tasks.digits.data import CLIP_S, SPEED, build_digits_corpus
 from streamseq.tasks.digits.decoder import MERGE_GAP_S, DigitDecoder, decode
-from streamseq.tasks.digits.speech import _espeak, draw_params, say, say_human
+from streamseq.tasks.digits.speech import Spoken, _espeak, draw_params, resampled, say, say_human
 from streamseq.tasks.digits.task import ALIGN_WEIGHT, align, edit_distance
 from streamseq.tasks.vad.postprocess import SegmenterConfig
 from streamseq.training.config import TrainConfig
 
 WORD_DIGITS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
                "seven": "7", "eight": "8", "nine": "9"}
-HOURS = {"train_hours": 0.02, "valid_hours": 0.01}  # 8 + 4 clips of 10 s
+HOURS = {"train_hours": 0.02, "valid_hours": 0.01, "speed_perturb": 0.5}  # 8 + 4 clips of 10 s
 SEED = 5
 
 
@@ -48,8 +48,8 @@ def corpus(tmp_path_factory) -> Path:
 def trained(corpus) -> Path:
     """``streamseq train --task digits`` on the tiny corpus (found in the cache), once for the module."""
     args = ["train", "--task", "digits", "--select-split", "valid", "--real-hours", "0", "--train-hours", "0.02",
-            "--valid-hours", "0.01", "--data-seed", str(SEED), "--epochs", "4", "--hidden-size", "16",
-            "--num-layers", "1", "--batch-size", "4", "--warmup-steps", "2", "--threads", "1",
+            "--valid-hours", "0.01", "--speed-perturb", "0.5", "--data-seed", str(SEED), "--epochs", "4",
+            "--hidden-size", "16", "--num-layers", "1", "--batch-size", "4", "--warmup-steps", "2", "--threads", "1",
             "--out", str(corpus.parent / "run"), "--cache", str(corpus.parent), "--quiet"]
     with contextlib.redirect_stdout(io.StringIO()) as out:
         assert main(args) == 0
@@ -80,7 +80,9 @@ def test_each_clip_says_its_digits_in_groups_where_the_audio_is_not_silent(corpu
                 inside[round(start * rate) : round(end * rate)] = True
             ratios.append(np.mean(audio[inside] ** 2) / (np.mean(audio[~inside] ** 2) + 1e-12))
             assert meta["snr_band"] in ("clean", "20", "10", "5", "0") and meta["timing"] in ("engine", "recording")
+            assert "speed" not in meta or (split == "train" and SPEED[0] <= meta["speed"] <= SPEED[1])
     assert np.median(ratios) > 2  # the groups are where the speech is
+    assert any("speed" in entry["meta"] for entry in manifest(corpus / "train"))  # 8 clips, each 50 %
 
 
 @pytest.mark.slow
@@ -94,6 +96,19 @@ def test_the_corpus_is_the_same_for_a_seed_whatever_the_jobs(corpus, tmp_path):
     other = build_digits_corpus(tmp_path, **HOURS, seed=SEED + 1, jobs=1, progress=False)
     assert other != again and manifest(other / "train") != manifest(again / "train")
     assert build_digits_corpus(tmp_path, **HOURS, seed=SEED, jobs=1, progress=False) == again  # cached
+
+
+@pytest.mark.slow
+def test_speed_perturbation_changes_the_training_clips_and_leaves_validation_as_it_was(corpus, tmp_path):
+    plain = build_digits_corpus(tmp_path, **(HOURS | {"speed_perturb": 0.0}), seed=SEED, jobs=2, progress=False)
+    assert plain.name != corpus.name and "speed" not in json.loads((plain / "config.json").read_text())
+    assert all("speed" not in entry["meta"] for entry in manifest(plain / "train"))
+    assert manifest(plain / "train") != manifest(corpus / "train")
+    assert manifest(plain / "valid") == manifest(corpus / "valid")
+    for entry in manifest(corpus / "valid"):
+        assert (plain / "valid" / entry["file"]).read_bytes() == (corpus / "valid" / entry["file"]).read_bytes()
+    with pytest.raises(ValueError, match="speed_perturb"):
+        build_digits_corpus(tmp_path, **(HOURS | {"speed_perturb": 1.5}), seed=SEED, progress=False)
 
 
 @pytest.mark.slow
@@ -127,6 +142,24 @@ def test_the_engines_word_times_cover_the_words_they_said():
     labels = speech_labels(human.audio)
     assert human.timing == "recording"
     assert all(labels[round(a / HOP_S) : round(b / HOP_S)].any() for a, b in human.spans)
+
+
+def test_resampling_a_speaker_scales_tempo_pitch_and_word_times_together():
+    rate, n = 16000, 16000
+    tone = (0.5 * np.sin(2 * np.pi * 200 * np.arange(n) / rate)).astype(np.float32)
+    tone[: n // 4] = tone[-n // 4 :] = 0  # speech in the middle half
+    spoken = Spoken(tone, speech_labels(tone), [(0.25, 0.5), (0.5, 0.75)], "engine")
+    for factor in (0.87, 1.15):
+        out = resampled(spoken, factor)
+        assert abs(out.audio.size - n / factor) <= 1
+        peak_hz = np.argmax(np.abs(np.fft.rfft(out.audio))) * rate / out.audio.size
+        assert abs(peak_hz - 200 * factor) < 2
+        np.testing.assert_allclose(out.spans, np.array(spoken.spans) / factor, atol=1e-9)
+        speech = np.flatnonzero(out.labels) * HOP_S
+        assert abs(speech[0] - 0.25 / factor) <= 0.02 and abs(speech[-1] + HOP_S - 0.75 / factor) <= 0.02
+    assert resampled(spoken, 1.001) is spoken
+    with pytest.raises(ValueError, match="speed factor"):
+        resampled(spoken, 3.0)
 
 
 @pytest.mark.slow

@@ -166,3 +166,11 @@ def test_training_settings_refuse_an_unknown_normalisation_and_a_time_constant_t
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--normalization", "pcen", "--out", "run"])
     assert "--normalization: invalid choice: 'pcen'" in capsys.readouterr().err
+
+
+def test_speed_perturbation_is_a_share_and_the_vad_corpus_refuses_it(tmp_path):
+    with pytest.raises(ValueError, match="speed_perturb is a share of the training strings, 0 to 1; received 2.0"):
+        TrainConfig(speed_perturb=2.0)
+    with pytest.raises(ValueError, match="--speed-perturb is an option of the digits corpus"):
+        get_task("vad").build_data(TrainConfig(speed_perturb=0.5), tmp_path, jobs=1, progress=False)
+    assert not list(tmp_path.iterdir())  # refused before anything was built

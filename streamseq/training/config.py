@@ -37,6 +37,7 @@ class TrainConfig:
     real_hours: float = 0.5  # the real-recordings validation split; 0: no Debian recordings beyond the base set
     select_split: str = "real"  # the split whose ROC-AUC picks the best epoch ("real" or "valid")
     data_seed: int = 1234
+    speed_perturb: float = 0.0  # digits: share of training strings resampled 0.87-1.15x (tempo, pitch, formants)
 
     def __post_init__(self) -> None:
         if self.kind not in ("uni", "bi"):
@@ -52,6 +53,8 @@ class TrainConfig:
             raise ValueError(f"norm_time_s must be > 0 seconds; received {self.norm_time_s}")
         if self.clip_norm < 0 or self.lr <= 0 or self.batch_size < 1 or self.epochs < 1:
             raise ValueError(f"invalid training settings: {self}")
+        if not 0 <= self.speed_perturb <= 1:
+            raise ValueError(f"speed_perturb is a share of the training strings, 0 to 1; received {self.speed_perturb}")
         if self.select_split not in ("real", "valid") or (self.select_split == "real" and self.real_hours <= 0):
             raise ValueError(f"select_split must be 'valid', or 'real' with real_hours > 0; received "
                              f"{self.select_split!r} with real_hours={self.real_hours}")

@@ -9,10 +9,15 @@ variants, flite, festival) or, in training only, the asterisk digit recordings. 
 0.1-1 s lead with 0-1 s pauses (shrunk to fit the clip), then the clip is mixed like a VAD clip
 (:func:`streamseq.data.mixing.mix_speech`): clean or at 20 / 10 / 5 / 0 dB SNR over music on
 hold, desktop effects or synthetic noise, with reverb, telephone band and channel augmentation.
+With ``speed_perturb`` p > 0, a share p of the training strings is also resampled by a speed
+factor drawn from :data:`SPEED` (:func:`~streamseq.tasks.digits.speech.resampled`: tempo, pitch
+and formants together), so the six flite/festival voices and the one asterisk speaker sound like
+many speakers; validation clips are drawn exactly as without it.
 
 Meta per clip: ``digits`` ("4155550123"), ``words`` (what was said), ``groups`` and
 ``digit_times`` (``[start, end]`` s in the clip, from the engines' word timing:
-:mod:`streamseq.tasks.digits.speech`; ``timing`` says which kind), the speaker, and the
+:mod:`streamseq.tasks.digits.speech`; ``timing`` says which kind), the speaker (and ``speed``
+when resampled), and the
 mixing meta (``snr_band``, ``background``, ...).
 
 Equal clip lengths matter: training batches are cropped to their shortest clip, so with every
@@ -47,7 +52,7 @@ from streamseq.data.sources import SR, effect_files, load_audio, music_files, sp
 from streamseq.data.tts import ENGINES, TTSError, Voice, list_voices, split_voices
 from streamseq.data.workers import ordered_map, worker_pool
 from streamseq.debian import MissingSystemFileError, locate
-from streamseq.tasks.digits.speech import WORDS, Spoken, draw_params, human_digits, say, say_human
+from streamseq.tasks.digits.speech import WORDS, Spoken, draw_params, human_digits, resampled, say, say_human
 
 __all__ = ["CORPUS_VERSION", "CLIP_S", "GROUPINGS", "build_digits_corpus"]
 
@@ -69,6 +74,8 @@ _SPEECH_RMS_DBFS = -20.0
 _BACKGROUND_MAX_S = 30.0
 _COMPLETE = "COMPLETE"
 _ATTEMPTS = 3  # speakers tried for one clip before its TTS errors are raised
+#: Speed factors of the training strings' resampling (``speed_perturb``), drawn log-uniformly.
+SPEED = (0.87, 1.15)
 
 
 def mix_config(codec: bool) -> MixConfig:
@@ -121,11 +128,17 @@ def _leveled(spoken: Spoken, gain_db: float) -> np.ndarray:
     return (spoken.audio * np.float32(gain)).astype(np.float32)
 
 
-def make_digit_clip(rng: np.random.Generator, inv: dict[str, Any], noise: NoisePool,
-                    cfg: MixConfig) -> tuple[np.ndarray, dict[str, Any]]:
-    """One clip: ``(audio (N,) float32, meta)``, N = ``CLIP_S`` s; see the module docstring."""
+def make_digit_clip(rng: np.random.Generator, inv: dict[str, Any], noise: NoisePool, cfg: MixConfig,
+                    speed_perturb: float = 0.0) -> tuple[np.ndarray, dict[str, Any]]:
+    """One clip: ``(audio (N,) float32, meta)``, N = ``CLIP_S`` s; see the module docstring.
+
+    ``speed_perturb``: the probability of resampling the speech by a factor from :data:`SPEED`
+    (0: never, and no random numbers are drawn for it)."""
     digits, groups = digit_string(rng)
     spoken, who = _speak(rng, inv, groups)
+    if speed_perturb > 0 and rng.random() < speed_perturb:
+        factor = round(float(np.exp(rng.uniform(*np.log(SPEED)))), 2)
+        spoken, who = [resampled(s, factor) for s in spoken], {**who, "speed": factor}
     n, hop = round(CLIP_S * SR), frame_hop(SR)
     while sum(s.audio.size for s in spoken) > n - TRAIL_MIN_S * SR - len(spoken) * hop:  # keep what fits
         if len(spoken) == 1:
@@ -171,14 +184,14 @@ def _noise(split: str) -> NoisePool:
     return _NOISE[split]
 
 
-def _clip_item(task: tuple[str, int, int, int]) -> None:
-    out_dir, seed, split_idx, j = task
+def _clip_item(task: tuple[str, int, int, int, float]) -> None:
+    out_dir, seed, split_idx, j, speed_perturb = task
     stem, split = Path(out_dir) / f"{j:05d}", Path(out_dir).name
     if stem.with_suffix(".json").exists():  # resumed build: already done
         return
     inv = _INVENTORY[split]
     audio, meta = make_digit_clip(np.random.default_rng([seed, split_idx, j]), inv, _noise(split),
-                                  mix_config(inv["codec"]))
+                                  mix_config(inv["codec"]), speed_perturb if split == "train" else 0.0)
     tmp = stem.with_name(stem.name + ".tmp.flac")
     sf.write(tmp, audio, SR, subtype="PCM_16", format="FLAC")
     os.replace(tmp, stem.with_suffix(".flac"))
@@ -217,24 +230,27 @@ def _describe(inv: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 **{k: [f.path.name for f in d[k]] for k in ("music", "effects")}} for s, d in inv.items()}
 
 
-def build_digits_corpus(cache_dir: Path, *, train_hours: float, valid_hours: float, seed: int, jobs: int = 2,
-                        progress: bool = True) -> Path:
+def build_digits_corpus(cache_dir: Path, *, train_hours: float, valid_hours: float, seed: int,
+                        speed_perturb: float = 0.0, jobs: int = 2, progress: bool = True) -> Path:
     """Build (or reuse) the digits corpus; returns ``cache_dir/digits-<hash>`` with ``train/`` and ``valid/``.
 
-    ``*_hours``: audio per split (``ceil(hours * 3600 / CLIP_S)`` clips). The hash covers the
-    config, the corpus version and the installed voices and recordings; clips depend only on the
+    ``*_hours``: audio per split (``ceil(hours * 3600 / CLIP_S)`` clips); ``speed_perturb``:
+    the share of training strings resampled (module docstring; validation is the same either way).
+    The hash covers the config, the corpus version and the installed voices and recordings; clips depend only on the
     seed, never on ``jobs``. A finished corpus (``COMPLETE``) is returned at once; an interrupted
     build resumes from ``digits-<hash>.partial``; concurrent builds serialize on a lock file.
     """
-    if train_hours <= 0 or valid_hours <= 0 or jobs < 1:
-        raise ValueError(f"expected train_hours > 0, valid_hours > 0 and jobs >= 1; received {train_hours}, "
-                         f"{valid_hours}, {jobs}")
+    if train_hours <= 0 or valid_hours <= 0 or jobs < 1 or not 0 <= speed_perturb <= 1:
+        raise ValueError(f"expected train_hours > 0, valid_hours > 0, jobs >= 1 and 0 <= speed_perturb <= 1; "
+                         f"received {train_hours}, {valid_hours}, {jobs}, {speed_perturb}")
     cache_dir = Path(cache_dir).expanduser()
     cache_dir.mkdir(parents=True, exist_ok=True)
     inv = inventory()
     hours = {"train": float(train_hours), "valid": float(valid_hours)}
     config = {"version": CORPUS_VERSION, "seed": int(seed), "hours": hours, "clip_s": CLIP_S,
               "inventory": _describe(inv)}
+    if speed_perturb:  # absent otherwise, so corpora built before the option keep their hash
+        config["speed"] = {"range": SPEED, "share": float(speed_perturb)}
     final = cache_dir / f"digits-{hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]}"
     if (final / _COMPLETE).exists():
         return final
@@ -253,7 +269,7 @@ def build_digits_corpus(cache_dir: Path, *, train_hours: float, valid_hours: flo
                     continue
                 out.mkdir(exist_ok=True)
                 count = math.ceil(hours[split] * 3600 / CLIP_S)
-                tasks = [(str(out), int(seed), split_idx, j) for j in range(count)]
+                tasks = [(str(out), int(seed), split_idx, j, float(speed_perturb)) for j in range(count)]
                 ordered_map(ex, _clip_item, tasks, f"digits {split}", progress)
                 parts = [out / f"{j:05d}.json" for j in range(count)]
                 (out / "manifest.tmp").write_text("".join(p.read_text() + "\n" for p in parts))

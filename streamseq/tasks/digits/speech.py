@@ -39,7 +39,7 @@ from streamseq.data.sources import SR, load_audio, to_mono_16k
 from streamseq.data.tts import TTSError, TTSUnavailableError, Voice
 from streamseq.debian import MissingSystemFileError, locate
 
-__all__ = ["WORDS", "Spoken", "draw_params", "say", "say_human", "human_digits"]
+__all__ = ["WORDS", "Spoken", "draw_params", "say", "say_human", "human_digits", "resampled"]
 
 #: The words a digit is said as ("0": "zero" or "oh").
 WORDS = {"0": ("zero", "oh"), "1": ("one",), "2": ("two",), "3": ("three",), "4": ("four",), "5": ("five",),
@@ -201,6 +201,21 @@ def say_human(words: list[str], rng: np.random.Generator, folder: Path | None = 
         pos += gap + clip.size
     audio = np.concatenate(parts).astype(np.float32)
     return Spoken(audio, speech_labels(audio), spans, "recording")
+
+
+# ----------------------------------------------------------------------------- speaker perturbation
+def resampled(spoken: Spoken, factor: float) -> Spoken:
+    """``spoken`` played ``factor`` times faster by resampling: tempo, pitch and formants all scale by
+    ``factor``, as for a shorter (> 1) or longer (< 1) vocal tract; the spans scale by ``1 / factor``.
+    ``factor`` is rounded to a multiple of 0.01 so the resampling ratio stays small."""
+    if not 0.5 <= factor <= 2.0:
+        raise ValueError(f"expected a speed factor in [0.5, 2], received {factor}")
+    rate = round(SR * round(factor, 2))
+    if rate == SR:
+        return spoken
+    audio = to_mono_16k(spoken.audio, rate)
+    scale = SR / rate
+    return Spoken(audio, speech_labels(audio), [(a * scale, b * scale) for a, b in spoken.spans], spoken.timing)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -100,7 +100,7 @@ class DigitsTask:
             raise ValueError(f"the digits corpus has the splits train and valid; received select_split "
                              f"{cfg.select_split!r}: pass --select-split valid")
         return build_digits_corpus(cache, train_hours=cfg.train_hours, valid_hours=cfg.valid_hours,
-                                   seed=cfg.data_seed, jobs=jobs, progress=progress)
+                                   seed=cfg.data_seed, speed_perturb=cfg.speed_perturb, jobs=jobs, progress=progress)
 
     def load_targets(self, split_dir: Path, entry: dict, n_frames: int) -> torch.Tensor:
         """``(T, 2)`` from ``meta["digits"]`` and ``meta["digit_times"]`` (``[start, end]`` s each)."""

@@ -59,6 +59,9 @@ class VADTask:
         """The VAD corpus (TTS + recordings mixed over backgrounds), see :mod:`streamseq.data.corpus`."""
         from streamseq.data.corpus import build_corpus
 
+        if cfg.speed_perturb:
+            raise ValueError(f"--speed-perturb is an option of the digits corpus; the VAD corpus has none "
+                             f"(received {cfg.speed_perturb}): leave it at 0")
         return build_corpus(cache, train_hours=cfg.train_hours, valid_hours=cfg.valid_hours,
                             real_hours=cfg.real_hours, seed=cfg.data_seed, jobs=jobs, progress=progress)
 
