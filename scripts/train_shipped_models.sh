@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 ST=.venv/bin/streamseq
 COMMON=(--epochs 40 --threads 1 --seed 0 --data-seed 1234 --train-hours 4 --valid-hours 0.3 --real-hours 0.5 --select-split real --hidden-size 64 --num-layers 2 --quiet)
 DIGITS=(--task digits --select-split valid --real-hours 0 --train-hours 12 --valid-hours 0.3 --data-seed 1234 --seed 0
-        --threads 1 --hidden-size 96 --num-layers 2 --epochs 40 --max-frames 300 --lr 0.004 --warmup-steps 200 --quiet)
+        --threads 1 --hidden-size 96 --num-layers 2 --epochs 40 --max-frames 300 --lr 0.004 --warmup-steps 200 --normalization running --quiet)
 run() {  # the command, or its words on one line with DRY_RUN set
   if [[ -n "${DRY_RUN:-}" ]]; then echo "$@"; else "$@"; fi
 }
@@ -34,7 +34,7 @@ for name in ${names[*]}; do
     vad-uni) train vad-uni --kind uni --normalization running ;;
     vad-bi) train vad-bi --kind bi --normalization running ;;
     vad-uni-d*) train "$name" --kind uni --output-delay "${name#vad-uni-d}" --normalization running ;;
-    digits-uni) train_digits digits-uni --kind uni --normalization running ;;
+    digits-uni) train_digits digits-uni --kind uni ;;
     digits-bi) train_digits digits-bi --kind bi ;;
     digits-uni-d*) train_digits "$name" --kind uni --output-delay "${name#digits-uni-d}" ;;
     *) echo "unknown model $name" >&2; exit 2 ;;
