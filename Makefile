@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (each sets itself up idempotently):
 #   make demo   install, then run VAD over the bundled example recording
-#   make test   install, then run the whole test suite (pytest -m "not slow": the quick subset)
+#   make test   install, then run the whole test suite, slow tests included (pytest -m "not slow" skips them)
 # Maintenance:
 #   make lint   install, then ruff and mypy (configured in pyproject.toml; CI runs it before make test)
 #   make lock   re-resolve requirements.lock in a throw-away venv, run the tests there, rewrite it
