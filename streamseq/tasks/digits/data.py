@@ -17,8 +17,7 @@ many speakers; validation clips are drawn exactly as without it.
 Meta per clip: ``digits`` ("4155550123"), ``words`` (what was said), ``groups`` and
 ``digit_times`` (``[start, end]`` s in the clip, from the engines' word timing:
 :mod:`streamseq.tasks.digits.speech`; ``timing`` says which kind), the speaker (and ``speed``
-when resampled), and the
-mixing meta (``snr_band``, ``background``, ...).
+when resampled), and the mixing meta (``snr_band``, ``background``, ...).
 
 Equal clip lengths matter: training batches are cropped to their shortest clip, so with every
 clip at 10 s (1000 frames, ``TrainConfig.max_frames``) no digit is ever cut.
@@ -236,8 +235,8 @@ def build_digits_corpus(cache_dir: Path, *, train_hours: float, valid_hours: flo
 
     ``*_hours``: audio per split (``ceil(hours * 3600 / CLIP_S)`` clips); ``speed_perturb``:
     the share of training strings resampled (module docstring; validation is the same either way).
-    The hash covers the config, the corpus version and the installed voices and recordings; clips depend only on the
-    seed, never on ``jobs``. A finished corpus (``COMPLETE``) is returned at once; an interrupted
+    The hash covers the config, the corpus version and the installed voices and recordings; clips
+    depend only on the seed, never on ``jobs``. A finished corpus (``COMPLETE``) is returned at once; an interrupted
     build resumes from ``digits-<hash>.partial``; concurrent builds serialize on a lock file.
     """
     if train_hours <= 0 or valid_hours <= 0 or jobs < 1 or not 0 <= speed_perturb <= 1:
