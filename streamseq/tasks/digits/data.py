@@ -190,7 +190,7 @@ def _clip_item(task: tuple[str, int, int, int, float]) -> None:
         return
     inv = _INVENTORY[split]
     audio, meta = make_digit_clip(np.random.default_rng([seed, split_idx, j]), inv, _noise(split),
-                                  mix_config(inv["codec"]), speed_perturb if split == "train" else 0.0)
+                                  mix_config(inv["codec"]), speed_perturb)
     tmp = stem.with_name(stem.name + ".tmp.flac")
     sf.write(tmp, audio, SR, subtype="PCM_16", format="FLAC")
     os.replace(tmp, stem.with_suffix(".flac"))
@@ -236,8 +236,9 @@ def build_digits_corpus(cache_dir: Path, *, train_hours: float, valid_hours: flo
     ``*_hours``: audio per split (``ceil(hours * 3600 / CLIP_S)`` clips); ``speed_perturb``:
     the share of training strings resampled (module docstring; validation is the same either way).
     The hash covers the config, the corpus version and the installed voices and recordings; clips
-    depend only on the seed, never on ``jobs``. A finished corpus (``COMPLETE``) is returned at once; an interrupted
-    build resumes from ``digits-<hash>.partial``; concurrent builds serialize on a lock file.
+    depend only on the seed, never on ``jobs``. A finished corpus (``COMPLETE``) is returned at
+    once; an interrupted build resumes from ``digits-<hash>.partial``; concurrent builds serialize
+    on a lock file.
     """
     if train_hours <= 0 or valid_hours <= 0 or jobs < 1 or not 0 <= speed_perturb <= 1:
         raise ValueError(f"expected train_hours > 0, valid_hours > 0, jobs >= 1 and 0 <= speed_perturb <= 1; "
@@ -268,7 +269,8 @@ def build_digits_corpus(cache_dir: Path, *, train_hours: float, valid_hours: flo
                     continue
                 out.mkdir(exist_ok=True)
                 count = math.ceil(hours[split] * 3600 / CLIP_S)
-                tasks = [(str(out), int(seed), split_idx, j, float(speed_perturb)) for j in range(count)]
+                speed = float(speed_perturb) if split == "train" else 0.0  # validation: drawn as without it
+                tasks = [(str(out), int(seed), split_idx, j, speed) for j in range(count)]
                 ordered_map(ex, _clip_item, tasks, f"digits {split}", progress)
                 parts = [out / f"{j:05d}.json" for j in range(count)]
                 (out / "manifest.tmp").write_text("".join(p.read_text() + "\n" for p in parts))
