@@ -14,6 +14,7 @@ from streamseq.cli.main import build_parser
 from streamseq.data.dataset import FeatureSet, collate
 from streamseq.models import build_model
 from streamseq.tasks import get_task
+from streamseq.training.augment import spec_augment
 from streamseq.training.config import TrainConfig
 from streamseq.training.trainer import Trainer
 
@@ -174,3 +175,39 @@ def test_speed_perturbation_is_a_share_and_the_vad_corpus_refuses_it(tmp_path):
     with pytest.raises(ValueError, match="--speed-perturb is an option of the digits corpus"):
         get_task("vad").build_data(TrainConfig(speed_perturb=0.5), tmp_path, jobs=1, progress=False)
     assert not list(tmp_path.iterdir())  # refused before anything was built
+
+
+def test_spec_augment_sets_whole_bands_and_spans_of_each_clip_to_the_mean_and_nothing_else():
+    torch.manual_seed(0)
+    frames, mean = torch.randn(64, 300, 40), torch.linspace(-3, 3, 40)
+    kept = frames.clone()
+    out = spec_augment(frames, mean, freq_masks=2, freq_mask_bins=8, time_masks=2, time_mask_frames=20)
+    assert torch.equal(frames, kept)  # a new tensor; the batch is left as it was
+    masked = out == mean  # random input meets the mean only where it was masked
+    bands, spans = masked.all(dim=1), masked.all(dim=2)  # (B, F) bins masked at every frame, (B, T) frames in every bin
+    assert torch.equal(masked, bands[:, None, :] | spans[:, :, None])  # nothing else was touched
+    assert torch.equal(out[~masked], frames[~masked])
+    assert bands.sum(1).max() <= 2 * 8 and spans.sum(1).max() <= 2 * 20
+    assert bands.any(1).float().mean() > 0.8 and spans.any(1).float().mean() > 0.8  # most clips got both kinds
+    assert len({tuple(row.nonzero().flatten().tolist()) for row in bands}) > 32  # drawn clip by clip
+    with pytest.raises(ValueError, match=r"expected frames \(B, T, F\) and mean \(F,\); received \(300, 40\)"):
+        spec_augment(frames[0], mean, freq_masks=1, freq_mask_bins=8, time_masks=0, time_mask_frames=20)
+
+
+def test_spec_augment_changes_what_training_learns_and_a_masked_run_is_reproducible(splits, tmp_path):
+    train, valid = splits
+    for run, masks in (("a", 2), ("b", 2), ("plain", 0)):
+        cfg = tiny(epochs=1, freq_masks=masks, time_masks=masks)
+        Trainer(cfg, get_task("vad"), tmp_path / run, progress=False).fit(train, valid)
+    a, b, plain = (load_model(tmp_path / run / "last.pt").state_dict() for run in ("a", "b", "plain"))
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    assert not all(torch.equal(a[name], plain[name]) for name in a if name.startswith("rnn"))
+
+
+def test_spec_augment_settings_are_checked_and_offered_as_flags():
+    with pytest.raises(ValueError, match="1 <= freq_mask_bins <= n_mels \\(40\\)"):
+        TrainConfig(freq_masks=2, freq_mask_bins=41)
+    with pytest.raises(ValueError, match="mask counts >= 0"):
+        TrainConfig(time_masks=-1)
+    args = build_parser().parse_args(["train", "--freq-masks", "2", "--time-mask-frames", "30", "--out", "run"])
+    assert (args.freq_masks, args.time_mask_frames) == (2, 30)

@@ -38,6 +38,10 @@ class TrainConfig:
     select_split: str = "real"  # the split whose ROC-AUC picks the best epoch ("real" or "valid")
     data_seed: int = 1234
     speed_perturb: float = 0.0  # digits: share of training strings resampled 0.87-1.15x (tempo, pitch, formants)
+    freq_masks: int = 0  # SpecAugment: bands of mel bins per training crop set to the mean (0: none)
+    freq_mask_bins: int = 8  # the widest band, in mel bins
+    time_masks: int = 0  # SpecAugment: spans of frames per training crop set to the mean (0: none)
+    time_mask_frames: int = 20  # the longest span, in frames
 
     def __post_init__(self) -> None:
         if self.kind not in ("uni", "bi"):
@@ -55,6 +59,12 @@ class TrainConfig:
             raise ValueError(f"invalid training settings: {self}")
         if not 0 <= self.speed_perturb <= 1:
             raise ValueError(f"speed_perturb is a share of the training strings, 0 to 1; received {self.speed_perturb}")
+        if min(self.freq_masks, self.time_masks) < 0 or not 1 <= self.freq_mask_bins <= self.n_mels \
+                or self.time_mask_frames < 1:
+            raise ValueError(f"SpecAugment needs mask counts >= 0, 1 <= freq_mask_bins <= n_mels ({self.n_mels}) and "
+                             f"time_mask_frames >= 1; received freq_masks={self.freq_masks}, freq_mask_bins="
+                             f"{self.freq_mask_bins}, time_masks={self.time_masks}, time_mask_frames="
+                             f"{self.time_mask_frames}")
         if self.select_split not in ("real", "valid") or (self.select_split == "real" and self.real_hours <= 0):
             raise ValueError(f"select_split must be 'valid', or 'real' with real_hours > 0; received "
                              f"{self.select_split!r} with real_hours={self.real_hours}")

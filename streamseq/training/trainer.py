@@ -1,4 +1,4 @@
-"""The shared training core: padded batches, masked task loss, AdamW, clipping, checkpoints.
+"""The shared training core: padded batches, optional SpecAugment, masked task loss, AdamW, clipping, checkpoints.
 
 Task-agnostic: the :class:`~streamseq.tasks.base.Task` supplies the model's outputs (labels,
 activation), batches of its targets, loss and metrics, and the task config the checkpoint keeps. Writes
@@ -24,6 +24,7 @@ from streamseq.data.dataset import FeatureSet, collate
 from streamseq.features import FeatureConfig
 from streamseq.models import FrameModel, ModelConfig, build_model, save_checkpoint
 from streamseq.tasks import Task
+from streamseq.training.augment import spec_augment
 from streamseq.training.config import TrainConfig
 
 
@@ -156,6 +157,11 @@ class Trainer:
                     break
                 batch = collate([train[j] for j in order[i : i + self.cfg.batch_size]], self.task, self.cfg.max_frames,
                                 gen)
+                if self.cfg.freq_masks or self.cfg.time_masks:
+                    batch["frames"] = spec_augment(
+                        batch["frames"], self.model.feat_mean, freq_masks=self.cfg.freq_masks,
+                        freq_mask_bins=self.cfg.freq_mask_bins, time_masks=self.cfg.time_masks,
+                        time_mask_frames=self.cfg.time_mask_frames)
                 stats = self.train_step(batch, self.cfg.lr * self._lr_factor(self.step, total))
                 losses.append(stats["loss"])
                 norms.append(stats["grad_norm"])
