@@ -211,3 +211,46 @@ def test_spec_augment_settings_are_checked_and_offered_as_flags():
         TrainConfig(time_masks=-1)
     args = build_parser().parse_args(["train", "--freq-masks", "2", "--time-mask-frames", "30", "--out", "run"])
     assert (args.freq_masks, args.time_mask_frames) == (2, 30)
+
+
+def test_ema_follows_each_step_with_its_decay_and_is_what_is_validated_and_saved(splits, tmp_path):
+    train, valid = splits
+    trainer = Trainer(tiny(ema_decay=0.9), get_task("vad"), tmp_path, progress=False)
+    trainer.model.set_normalization(*train.feature_stats())
+    batch = collate([train[i] for i in range(8)], trainer.task)
+    assert trainer.served() is trainer.model  # no step yet: nothing averaged
+    trainer.train_step(batch, lr=1e-2)
+    first = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    assert all(torch.equal(v, first[k]) for k, v in trainer.served().state_dict().items())  # the first step copies
+    trainer.train_step(batch, lr=1e-2)
+    for name, value in trainer.served().state_dict().items():
+        expected = 0.9 * first[name] + 0.1 * trainer.model.state_dict()[name]
+        torch.testing.assert_close(value, expected, msg=name)
+    assert not torch.equal(trainer.served().state_dict()["rnn.weight_hh_l0"], trainer.model.rnn.weight_hh_l0)
+
+    trainer.fit(train, valid)
+    saved = load_model(tmp_path / "last.pt").state_dict()
+    assert all(torch.equal(v, saved[k]) for k, v in trainer.served().state_dict().items())
+    assert trainer.evaluate(valid)["loss"] == pytest.approx(trainer.history[-1]["loss"])
+
+
+def test_an_interrupted_ema_run_resumes_to_the_same_average(splits, tmp_path):
+    train, valid = splits
+    Trainer(tiny(ema_decay=0.9), get_task("vad"), tmp_path / "full", progress=False).fit(train, valid)
+    cut = Trainer(tiny(ema_decay=0.9), get_task("vad"), tmp_path / "cut", progress=False)
+    real_step = cut.train_step
+
+    def interrupt_in_epoch_two(batch, lr):
+        if cut.epoch == 1 and cut.step > 4:
+            raise KeyboardInterrupt
+        return real_step(batch, lr)
+
+    cut.train_step = interrupt_in_epoch_two
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit(train, valid)
+    Trainer(tiny(ema_decay=0.9), get_task("vad"), tmp_path / "cut", progress=False).fit(train, valid)
+    full, again = load_model(tmp_path / "full" / "last.pt"), load_model(tmp_path / "cut" / "last.pt")
+    for (name, a), b in zip(full.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name  # the average was restored with the weights, not restarted
+    with pytest.raises(ValueError, match="ema_decay must be 0 \\(off\\) or in \\(0, 1\\)"):
+        TrainConfig(ema_decay=1.0)

@@ -42,6 +42,7 @@ class TrainConfig:
     freq_mask_bins: int = 8  # the widest band, in mel bins
     time_masks: int = 0  # SpecAugment: spans of frames per training crop set to the mean (0: none)
     time_mask_frames: int = 20  # the longest span, in frames
+    ema_decay: float = 0.0  # validate and save an exponential moving average of the weights (per step); 0: off
 
     def __post_init__(self) -> None:
         if self.kind not in ("uni", "bi"):
@@ -65,6 +66,8 @@ class TrainConfig:
                              f"time_mask_frames >= 1; received freq_masks={self.freq_masks}, freq_mask_bins="
                              f"{self.freq_mask_bins}, time_masks={self.time_masks}, time_mask_frames="
                              f"{self.time_mask_frames}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be 0 (off) or in (0, 1), e.g. 0.999; received {self.ema_decay}")
         if self.select_split not in ("real", "valid") or (self.select_split == "real" and self.real_hours <= 0):
             raise ValueError(f"select_split must be 'valid', or 'real' with real_hours > 0; received "
                              f"{self.select_split!r} with real_hours={self.real_hours}")

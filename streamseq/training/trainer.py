@@ -6,6 +6,8 @@ activation), batches of its targets, loss and metrics, and the task config the c
 ``last.train-state.pt`` (optimiser, schedule, RNG) so an interrupted run resumes where it was; its
 ``history`` holds one entry per epoch: validation metrics, mean training loss, and each step's
 training loss and global gradient norm before clipping (``step_loss``, ``step_grad_norm``).
+With ``ema_decay`` an exponential moving average of the weights, updated after every step
+(``torch.optim.swa_utils``), is what is validated and saved; the raw weights go on training.
 Runs under ``torchrun`` with DistributedDataParallel (gloo) when a process group is set up.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from streamseq.data.dataset import FeatureSet, collate
@@ -55,6 +58,8 @@ class Trainer:
         self.model.set_task(task.name, task.labels, task.default_task_config())
         self.ddp = torch.nn.parallel.DistributedDataParallel(self.model) if _world() > 1 else None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay),
+                                 use_buffers=True) if cfg.ema_decay else None
         self.step = 0
         self.epoch = 0
         self.best: dict | None = None
@@ -82,14 +87,23 @@ class Trainer:
         limit = self.cfg.clip_norm if self.cfg.clip_norm > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), limit)
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)  # the first call copies the weights (and buffers) as they are
         self.step += 1
         return {"loss": float(loss.detach()), "grad_norm": float(grad_norm)}
 
     # -- validation -----------------------------------------------------------------------
+    def served(self) -> FrameModel:
+        """The weights that are validated and saved: the moving average once it has seen a step, else the model."""
+        if self.ema is not None and int(self.ema.n_averaged) > 0:
+            return self.ema.module  # type: ignore[return-value]
+        return self.model
+
     @torch.inference_mode()
     def evaluate(self, data: FeatureSet, batch_size: int = 32) -> dict:
-        """Task metrics over a whole split (no cropping), plus the mean loss."""
-        self.model.eval()
+        """Task metrics over a whole split (no cropping), plus the mean loss, of the :meth:`served` weights."""
+        model = self.served()
+        model.eval()
         outputs: list[np.ndarray] = []
         targets: list[np.ndarray] = []
         metas: list[dict] = []
@@ -97,9 +111,9 @@ class Trainer:
         for i in range(0, len(data), batch_size):
             items = [data[j] for j in range(i, min(len(data), i + batch_size))]
             batch = collate(items, self.task)
-            logits = self.model(batch["frames"], batch["lengths"])
+            logits = model(batch["frames"], batch["lengths"])
             losses.append(float(self.task.loss(logits, batch["lengths"], batch)))
-            values = self.model.activate(logits)
+            values = model.activate(logits)
             for b, n in enumerate(batch["lengths"].tolist()):
                 outputs.append(values[b, :n].numpy())
             targets.extend(t.numpy() for _, t, _ in items)
@@ -114,10 +128,11 @@ class Trainer:
         if _rank() != 0:
             return
         meta = {"train_config": self.cfg.to_dict(), "epoch": self.epoch, "step": self.step, "valid": metrics}
-        save_checkpoint(self.model, self.out_dir / "last.pt", meta)
+        save_checkpoint(self.served(), self.out_dir / "last.pt", meta)
         if is_best:
-            save_checkpoint(self.model, self.out_dir / "best.pt", meta)
+            save_checkpoint(self.served(), self.out_dir / "best.pt", meta)
         torch.save({"optimizer": self.optimizer.state_dict(), "model": self.model.state_dict(),
+                    "ema": None if self.ema is None else self.ema.state_dict(),
                     "epoch": self.epoch, "step": self.step, "best": self.best, "history": self.history,
                     "rng": torch.get_rng_state(), "train_config": self.cfg.to_dict()}, self._state_path())
 
@@ -130,6 +145,8 @@ class Trainer:
         if saved != self.cfg.to_dict():
             raise ValueError(f"{path} was written with different settings; use a new --out or --no-resume")
         self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.step, self.best, self.history = state["epoch"], state["step"], state["best"], state["history"]
         torch.set_rng_state(state["rng"])
