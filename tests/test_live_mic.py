@@ -39,6 +39,7 @@ from streamseq.cli.main import main  # noqa: E402
 from streamseq.features import FeatureConfig, compute_features  # noqa: E402
 from streamseq.models import ModelConfig, build_model, save_checkpoint  # noqa: E402
 from streamseq.models.checkpoint import pretrained_path  # noqa: E402
+from streamseq.streaming import finish_together  # noqa: E402
 from streamseq.tasks.vad.postprocess import segments_from_probs  # noqa: E402
 from virtual_capture import VirtualCapture, make_virtual_capture, needs_portaudio, run_python  # noqa: E402
 
@@ -159,6 +160,49 @@ def test_pipeline_matches_offline_and_bi_answers_once_the_utterance_ended(record
     assert text.count("uni #") == 6 and text.count("bi  #") == 3 and "real-time factor" in text, text
     screen = view.export_text()
     assert "uni segment" in screen and "bi wait" in screen and screen.count(" – ") >= 6, screen
+
+
+@pytest.mark.slow
+def test_deferred_bi_passes_finished_in_one_batch_decide_as_the_immediate_ones(recording, energy) -> None:
+    """What streamseq serve does: utterances of several streams wait, then one batched bi call."""
+    uni, bi = load_model(energy["uni"]), load_model(energy["bi"])
+    audio, rate = sf.read(str(recording[0]), dtype="float32")
+    now = LivePipeline(uni, bi)
+    later = [LivePipeline(uni, bi, defer_bi=True) for _ in range(2)]
+    batches = []
+
+    def complete() -> list:
+        waiting = [p for p in later if p.pending_bi]
+        if not waiting:
+            return []
+        outs = finish_together([proc for p in waiting for proc in p.bi_processors()])
+        batches.append(len(outs))
+        events, first = [], 0
+        for p in waiting:
+            n = len(p.pending_bi)
+            events += p.complete_bi(outs[first : first + n], 0.0)
+            first += n
+        return events
+
+    decided = []
+    for i in range(0, len(audio), 480):
+        now.accept(audio[i : i + 480], rate)
+        events = [e for p in later for e in p.accept(audio[i : i + 480], rate)]
+        assert not any(isinstance(e, BiDecision) for e in events)  # deferred, not run
+        decided += [e for e in complete() if isinstance(e, BiDecision)]
+    now.finish()
+    for p in later:
+        p.finish()
+    decided += [e for e in complete() if isinstance(e, BiDecision)]
+    assert len(now.bi_decisions) == 3 and batches == [2, 2, 2] and len(decided) == 6
+    for p in later:
+        assert not p.pending_bi
+        for a, b in zip(now.bi_decisions, p.bi_decisions, strict=True):
+            assert (a.utterance, a.origin_s, a.decided_s) == (b.utterance, b.origin_s, b.decided_s)
+            np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)
+            assert [(s.start, s.end) for s in a.segments] == [(s.start, s.end) for s in b.segments]
+    with pytest.raises(ValueError, match="expected the bi outputs of 0 pending utterances; received 1"):
+        later[0].complete_bi([None], 0.0)  # type: ignore[list-item]
 
 
 @pytest.mark.slow

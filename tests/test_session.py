@@ -14,6 +14,7 @@ from conftest import chunk, make_model, noisy_tone
 from streamseq import BufferedProcessor, FrameOutputs, Session
 from streamseq.features import compute_features
 from streamseq.models.config import CELLS
+from streamseq.streaming import finish_together
 
 MODELS = {(cell, delay): make_model("uni", delay=delay, hidden=8, cell=cell) for cell in CELLS for delay in (0, 3)}
 MODELS |= {("gru-running", delay): make_model("uni", delay=delay, hidden=8, normalization="running")
@@ -141,6 +142,28 @@ def test_buffered_processor_returns_nothing_until_the_utterance_ends(bi_model):
     assert out.start_frame == 0
     assert np.abs(out.values - offline(bi_model, signal)).max() < 1e-5
     assert proc.buffered_frames == 0
+
+
+def test_buffered_processors_finished_together_give_each_its_own_outputs_in_one_batch(bi_model):
+    signals = [noisy_tone(seconds) for seconds in (0.6, 0.13, 1.7)]
+    procs = [BufferedProcessor(bi_model) for _ in range(4)]  # the last one heard nothing
+    for proc, signal in zip(procs, signals, strict=False):
+        for part in chunk(signal, [320]):
+            proc.accept(part, sample_rate=16000)
+    calls = []
+    hook = bi_model.register_forward_hook(lambda module, args, out: calls.append(args[0].shape))
+    try:
+        outs = finish_together(procs)
+    finally:
+        hook.remove()
+    assert len(calls) == 1 and calls[0][0] == 3  # one model call, the empty utterance left out of the batch
+    for out, signal in zip(outs, signals, strict=False):
+        assert out.start_frame == 0
+        np.testing.assert_allclose(out.values, offline(bi_model, signal), atol=1e-5)  # padding changes nothing
+    assert len(outs[3]) == 0 and outs[3].values.shape[1] == bi_model.config.n_outputs
+    assert all(p.buffered_frames == 0 for p in procs) and finish_together([]) == []
+    with pytest.raises(ValueError, match="processors of one model"):
+        finish_together([BufferedProcessor(bi_model), BufferedProcessor(make_model("bi"))])
 
 
 def test_session_rejects_bad_chunks_without_losing_state(uni_model):

@@ -44,7 +44,7 @@ import numpy as np
 from streamseq.audio.convert import to_mono_float32, validate_sample_rate
 from streamseq.audio.source import FileSource, MicrophoneSource
 from streamseq.models.recurrent import FrameModel
-from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session
+from streamseq.streaming.session import BufferedProcessor, FrameOutputs, Session, finish_together
 from streamseq.tasks import LiveDecodingTask, model_task, segmenting_task
 from streamseq.tasks.vad.postprocess import Segment, SegmentEvent, Segmenter, SegmenterConfig, segments_from_probs
 
@@ -242,6 +242,9 @@ class LivePipeline:
         history_s: recent audio kept for that (must cover the start decision delay + preroll).
         session: the uni model's streaming state (None: a new ``Session(uni)``; ``streamseq serve``
             passes one backed by its shared Engine).
+        defer_bi: leave each closed utterance's bi pass in :attr:`pending_bi` until
+            :meth:`complete_bi` (``streamseq serve`` runs those of all its streams in one batch);
+            False: run it at once.
         hook: called with each block before it is processed (tests use it to slow processing).
     """
 
@@ -254,6 +257,7 @@ class LivePipeline:
         preroll_s: float = 0.5,
         history_s: float = 2.0,
         session: Session | None = None,
+        defer_bi: bool = False,
         hook: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         if not 0 <= preroll_s <= history_s:
@@ -263,7 +267,8 @@ class LivePipeline:
         if bi is not None and bi.task != uni.task:
             raise ValueError(f"the uni model was trained for task {uni.task!r} but the bi model for {bi.task!r}; "
                              "pass two models of one task")
-        self.uni, self.bi, self.hook = uni, bi, hook
+        self.uni, self.bi, self.hook, self.defer_bi = uni, bi, hook, defer_bi
+        self.pending_bi: list[tuple[_Open, UniSegment]] = []  # closed utterances waiting for their bi pass
         self.session = Session(uni) if session is None else session  # Session raises for a non-streaming model
         self.shift = uni.feature_config.frame_shift_s
         self.segmenter_config = (self.uni_task.segmenter_config(uni) if segmenter is None
@@ -410,7 +415,27 @@ class LivePipeline:
         if self.decoding is not None:
             events += self.decoding.close(seg.utterance, seg.end_decided_s, seg.end_s, seg.at_stream_end)
         if opened.bi is not None:
-            events += self._bi_events(opened, seg)
+            self.pending_bi.append((opened, seg))
+            if not self.defer_bi:
+                t0 = time.perf_counter()
+                outputs = finish_together(self.bi_processors())
+                events += self.complete_bi(outputs, time.perf_counter() - t0)
+        return events
+
+    def bi_processors(self) -> list[BufferedProcessor]:
+        """The bi buffers of :attr:`pending_bi`, in order, for :func:`finish_together`."""
+        return [opened.bi for opened, _ in self.pending_bi if opened.bi is not None]
+
+    def complete_bi(self, outputs: Sequence[FrameOutputs], compute_s: float) -> list[LiveEvent]:
+        """The bi decisions (and the task's decoding of them) of :attr:`pending_bi`, given the bi outputs
+        of :meth:`bi_processors` (``finish_together``) and the seconds that pass took."""
+        if len(outputs) != len(self.pending_bi):
+            raise ValueError(f"expected the bi outputs of {len(self.pending_bi)} pending utterances; "
+                             f"received {len(outputs)}")
+        pending, self.pending_bi = self.pending_bi, []
+        events: list[LiveEvent] = []
+        for (opened, seg), out in zip(pending, outputs, strict=True):
+            events += self._bi_events(opened, seg, out, compute_s)
         return events
 
     def _bi_from_history(self, start_s: float) -> tuple[BufferedProcessor, int]:
@@ -425,12 +450,9 @@ class LivePipeline:
                 bi.accept(part, sample_rate=self.sample_rate)
         return bi, origin
 
-    def _bi_decide(self, opened: _Open, seg: UniSegment) -> tuple[BiDecision, np.ndarray]:
-        """The bi model's decisions over the utterance, and its outputs ``(T, C)``."""
-        assert opened.bi is not None and self.bi is not None and self.bi_task is not None
-        assert self.sample_rate is not None
-        t0 = time.perf_counter()
-        out = opened.bi.finish()
+    def _bi_decide(self, opened: _Open, seg: UniSegment, out: FrameOutputs, compute_s: float) -> BiDecision:
+        """The bi model's decisions over the utterance, from its outputs ``out``."""
+        assert self.bi is not None and self.bi_task is not None and self.sample_rate is not None
         probs = self.bi_task.scores(self.bi, out.values).astype(np.float64)
         origin_s = opened.origin_sample / self.sample_rate
         offset = round(origin_s / self.shift)
@@ -443,19 +465,17 @@ class LivePipeline:
         self._delays[2] += float(np.sum(decided - (times + self.shift)))
         self._delays[3] += len(probs)
         decision = BiDecision(
-            opened.utterance, origin_s, times, probs, segments, seg.start_s, seg.end_s, decided,
-            time.perf_counter() - t0,
+            opened.utterance, origin_s, times, probs, segments, seg.start_s, seg.end_s, decided, compute_s,
         )
         self.bi_decisions.append(decision)
-        return decision, out.values
+        return decision
 
-    def _bi_events(self, opened: _Open, seg: UniSegment) -> list[LiveEvent]:
+    def _bi_events(self, opened: _Open, seg: UniSegment, out: FrameOutputs, compute_s: float) -> list[LiveEvent]:
         """The bi decision of the utterance that ``seg`` closed, then the task's decoding of it."""
-        assert opened.bi is not None and self.bi is not None
-        decision, values = self._bi_decide(opened, seg)
+        decision = self._bi_decide(opened, seg, out, compute_s)
         events: list[LiveEvent] = [decision]
         if self.decoding is not None:
-            events += self.decoding.bi(decision.utterance, values, decision.origin_s, decision.decided_s,
+            events += self.decoding.bi(decision.utterance, out.values, decision.origin_s, decision.decided_s,
                                        decision.utterance_end_s, decision.compute_s)
         return events
 

@@ -20,9 +20,11 @@ next tick drains it, ``"drop"`` discards the frame and counts it). Every ``tick_
 every inbox, feeds the audio to the :class:`~streamseq.streaming.engine.Engine` and steps all
 streams in one batched call; each stream's outputs then go through its own
 :class:`~streamseq.apps.live.LivePipeline` (Segmenter, bi model after each utterance, waits
-measured in stream time) exactly as in ``streamseq mic``, and its events are written to its
-socket. A client that reads slowly only fills its own socket buffer and then its backlog (closed
-with 4008 past ``max_pending_events``); it never stalls the tick. No per-message compression:
+measured in stream time) as in ``streamseq mic``, and its events are written to its socket; the
+bi passes of all utterances that ended in a tick run last, in one padded batch
+(:func:`~streamseq.streaming.session.finish_together`). A client that reads slowly only fills its
+own socket buffer and then its backlog (closed with 4008 past ``max_pending_events``); it never
+stalls the tick. No per-message compression:
 PCM hardly compresses, and inflating it cost more CPU than the model.
 
 Close codes: 1000 end of stream; 1001 server shutting down (after the final segment is flushed);
@@ -65,7 +67,7 @@ from streamseq.audio.convert import MAX_CHANNELS, validate_sample_rate
 from streamseq.models.recurrent import FrameModel
 from streamseq.streaming.engine import Engine
 from streamseq.streaming.outputs import FrameOutputs
-from streamseq.streaming.session import Session
+from streamseq.streaming.session import Session, finish_together
 
 ENCODINGS: dict[str, np.dtype] = {"int16": np.dtype("<i2"), "float32": np.dtype("<f4")}
 HELLO_KEYS = {"type", "sample_rate", "encoding", "channels", "decimate"}
@@ -348,7 +350,7 @@ class StreamServer:
             raise StreamError(1013, f"server full: {cfg.max_streams} streams open (--max-streams); try again later")
         session = _EngineSession(self.engine)
         conn.pipeline = LivePipeline(self.uni, self.bi, preroll_s=cfg.preroll_s, session=session,
-                                     history_s=max(2.0, cfg.preroll_s + 1.5))
+                                     history_s=max(2.0, cfg.preroll_s + 1.5), defer_bi=True)
         conn.hello, conn.session, conn.last_seen = hello, session, time.monotonic()
         self.streams[session.stream_id] = conn
         self.streams_total += 1
@@ -429,14 +431,39 @@ class StreamServer:
             conn.session.ready = outputs.get(sid) or FrameOutputs.empty(
                 self.engine.streams[sid].frames_out, self.uni.config.n_outputs, self.engine.frame_shift_s)
             self._run(conn, partial(conn.pipeline.accept, block, conn.hello.sample_rate))
-        for conn in list(self.streams.values()):
-            if conn.ending is not None and not conn.inbox:
-                assert conn.pipeline is not None
-                self._run(conn, conn.pipeline.finish)
-                self._fail(conn, *conn.ending)
+        ending = [conn for conn in self.streams.values() if conn.ending is not None and not conn.inbox]
+        for conn in ending:
+            assert conn.pipeline is not None
+            self._run(conn, conn.pipeline.finish)
+        self._complete_bi()
+        for conn in ending:
+            assert conn.ending is not None
+            self._fail(conn, *conn.ending)
         if fed:
             self.ticks += 1
             self.tick_times.append(time.perf_counter() - t0)
+
+    def _complete_bi(self) -> None:
+        """The bi passes of every utterance that ended in this tick, in one padded batch (one model call)."""
+        if self.bi is None:
+            return
+        waiting = [conn for conn in self.streams.values()
+                   if not conn.closed and conn.pipeline is not None and conn.pipeline.pending_bi]
+        if not waiting:
+            return
+        t0 = time.perf_counter()
+        try:
+            outputs = finish_together([p for conn in waiting if conn.pipeline for p in conn.pipeline.bi_processors()])
+        except Exception as exc:  # the bi model failed on this batch: these streams only
+            for conn in waiting:
+                self._fail(conn, 1011, f"internal error in the bi model: {type(exc).__name__}: {exc}")
+            return
+        compute_s, first = time.perf_counter() - t0, 0
+        for conn in waiting:
+            assert conn.pipeline is not None
+            n = len(conn.pipeline.pending_bi)
+            self._run(conn, partial(conn.pipeline.complete_bi, outputs[first : first + n], compute_s))
+            first += n
 
     def _run(self, conn: _Connection, call: Callable[[], list[LiveEvent]]) -> None:
         """Run one stream's decoding; an error closes that stream (1011) and nothing else."""

@@ -7,6 +7,6 @@ another, whole. Order between threads is whichever call takes the lock first.
 
 from streamseq.streaming.engine import Engine, EngineStream
 from streamseq.streaming.outputs import FrameOutputs
-from streamseq.streaming.session import BufferedProcessor, Session
+from streamseq.streaming.session import BufferedProcessor, Session, finish_together
 
-__all__ = ["BufferedProcessor", "Engine", "EngineStream", "FrameOutputs", "Session"]
+__all__ = ["BufferedProcessor", "Engine", "EngineStream", "FrameOutputs", "Session", "finish_together"]

@@ -12,6 +12,7 @@ calls from several threads serialize; chunks are taken in the order their calls 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -132,13 +133,35 @@ class BufferedProcessor:
             self._frames.append(self.frontend.accept(samples, sample_rate=sample_rate, channels_first=channels_first))
             return FrameOutputs.empty(self.buffered_frames, self.model.config.n_outputs, self.frame_shift_s)
 
-    @torch.inference_mode()
     def finish(self) -> FrameOutputs:
         """End of utterance: run the model over all buffered frames and return every output."""
+        return finish_together([self])[0]
+
+    def _take(self) -> torch.Tensor:
+        """Every buffered frame ``(T, F)``, the frontend flushed; the processor starts a new utterance."""
         with self._lock:
             frames = torch.cat(self._frames + [self.frontend.flush()])
             self._reset()
-        if frames.shape[0] == 0:
-            return FrameOutputs.empty(0, self.model.config.n_outputs, self.frame_shift_s)
-        values = self.model.activate(self.model(frames[None])[0]).numpy()
-        return FrameOutputs(0, values, self.frame_shift_s)
+        return frames
+
+
+@torch.inference_mode()
+def finish_together(processors: Sequence[BufferedProcessor]) -> list[FrameOutputs]:
+    """:meth:`BufferedProcessor.finish` of several processors of one model in one padded batch (one
+    model call, far cheaper per frame than one call each): the same outputs, to float tolerance."""
+    if not processors:
+        return []
+    model = processors[0].model
+    if any(p.model is not model for p in processors):
+        raise ValueError("finish_together needs processors of one model; received processors of different models")
+    frames = [p._take() for p in processors]
+    shift, n_outputs = model.feature_config.frame_shift_s, model.config.n_outputs
+    outputs = [FrameOutputs.empty(0, n_outputs, shift) for _ in frames]
+    full = [i for i, f in enumerate(frames) if f.shape[0]]
+    if full:
+        lengths = torch.tensor([frames[i].shape[0] for i in full])
+        batch = torch.nn.utils.rnn.pad_sequence([frames[i] for i in full], batch_first=True)
+        values = model.activate(model(batch, lengths)).numpy()
+        for row, i in enumerate(full):
+            outputs[i] = FrameOutputs(0, values[row, : frames[i].shape[0]], shift)
+    return outputs
