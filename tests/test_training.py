@@ -53,6 +53,21 @@ def tiny(**kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
+def interrupt_in_epoch_two(cfg: TrainConfig, out, train, valid) -> None:
+    """A run killed half-way through its second epoch (a KeyboardInterrupt in a training step)."""
+    cut = Trainer(cfg, get_task("vad"), out, progress=False)
+    real_step = cut.train_step
+
+    def step(batch, lr):
+        if cut.epoch == 1 and cut.step > 4:
+            raise KeyboardInterrupt
+        return real_step(batch, lr)
+
+    cut.train_step = step  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit(train, valid)
+
+
 def test_tiny_training_run_lowers_the_loss_and_writes_a_loadable_checkpoint(splits, tmp_path):
     train, valid = splits
     trainer = Trainer(tiny(epochs=6), get_task("vad"), tmp_path, progress=False)
@@ -92,17 +107,7 @@ def test_same_seed_gives_the_same_model(splits, tmp_path):
 def test_interrupted_run_resumes_from_the_last_epoch_to_the_same_model(splits, tmp_path):
     train, valid = splits
     Trainer(tiny(epochs=3), get_task("vad"), tmp_path / "full", progress=False).fit(train, valid)
-    cut = Trainer(tiny(epochs=3), get_task("vad"), tmp_path / "cut", progress=False)
-    real_step = cut.train_step
-
-    def interrupt_in_epoch_two(batch, lr):
-        if cut.epoch == 1 and cut.step > 4:  # killed half-way through the second epoch
-            raise KeyboardInterrupt
-        return real_step(batch, lr)
-
-    cut.train_step = interrupt_in_epoch_two
-    with pytest.raises(KeyboardInterrupt):
-        cut.fit(train, valid)
+    interrupt_in_epoch_two(tiny(epochs=3), tmp_path / "cut", train, valid)
     assert load_model(tmp_path / "cut" / "last.pt").metadata["epoch"] == 1
     resumed = Trainer(tiny(epochs=3), get_task("vad"), tmp_path / "cut", progress=False)
     resumed.fit(train, valid)
@@ -237,17 +242,7 @@ def test_ema_follows_each_step_with_its_decay_and_is_what_is_validated_and_saved
 def test_an_interrupted_ema_run_resumes_to_the_same_average(splits, tmp_path):
     train, valid = splits
     Trainer(tiny(ema_decay=0.9), get_task("vad"), tmp_path / "full", progress=False).fit(train, valid)
-    cut = Trainer(tiny(ema_decay=0.9), get_task("vad"), tmp_path / "cut", progress=False)
-    real_step = cut.train_step
-
-    def interrupt_in_epoch_two(batch, lr):
-        if cut.epoch == 1 and cut.step > 4:
-            raise KeyboardInterrupt
-        return real_step(batch, lr)
-
-    cut.train_step = interrupt_in_epoch_two
-    with pytest.raises(KeyboardInterrupt):
-        cut.fit(train, valid)
+    interrupt_in_epoch_two(tiny(ema_decay=0.9), tmp_path / "cut", train, valid)
     Trainer(tiny(ema_decay=0.9), get_task("vad"), tmp_path / "cut", progress=False).fit(train, valid)
     full, again = load_model(tmp_path / "full" / "last.pt"), load_model(tmp_path / "cut" / "last.pt")
     for (name, a), b in zip(full.state_dict().items(), again.state_dict().values(), strict=True):
